@@ -1,0 +1,70 @@
+"""mlob_pp: closed-form MLOB, true ML and PyMC MCMC for two-level models, in one format.
+
+The public API is imported lazily, so ``import mlob_pp`` stays fast and never imports PyMC.
+
+Examples
+--------
+>>> import mlob_pp
+>>> df = mlob_pp.datasets.load("passnyc")
+>>> res = mlob_pp.mlob("math ~ ENI + ELA + ENI:ELA", df, "District",
+...                    balancing_limit=0.35, random_state=1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    # closed-form MLOB (issue: foundation)
+    "mlob": "mlob_pp.api",
+    "MLOBResult": "mlob_pp.result",
+    "mlob_batch": "mlob_pp.estimator",
+    "BatchResult": "mlob_pp.estimator",
+    "RRandom": "mlob_pp.rrandom",
+    "parse_formula": "mlob_pp.formula",
+    # true ML of the latent covariate model
+    "fit_ml": "mlob_pp.ml",
+    "MLResult": "mlob_pp.ml",
+    # MCMC of the latent covariate model
+    "fit_mcmc": "mlob_pp.mcmc",
+    "MCMCResult": "mlob_pp.mcmc",
+    # SS-MELSM
+    "fit_melsm": "mlob_pp.melsm",
+    "MELSMResult": "mlob_pp.melsm",
+    "prepare_saeb": "mlob_pp.melsm",
+    # variability analysis
+    "null_model": "mlob_pp.variability",
+    "contextual_model": "mlob_pp.variability",
+}
+
+_SUBMODULES = {"datasets", "models", "comparisons"}
+
+__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"mlob_pp.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'mlob_pp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlob_pp import comparisons, datasets, models  # noqa: F401
+    from mlob_pp.api import mlob  # noqa: F401
+    from mlob_pp.estimator import BatchResult, mlob_batch  # noqa: F401
+    from mlob_pp.result import MLOBResult  # noqa: F401
+    from mlob_pp.rrandom import RRandom  # noqa: F401
