@@ -502,7 +502,12 @@ def from_mlob(
             "n_obs": getattr(res, "n_obs", None),
             "n_groups": getattr(res, "n_groups", None),
             "group_size": getattr(res, "group_size", None),
-            "balancing": getattr(res, "balancing", None),
+            "balancing": {  # counts only: the kept row positions stay on the result
+                k: v
+                for k, v in dict(getattr(res, "balancing", None) or {}).items()
+                if k != "kept_rows"
+            }
+            or None,
         },
     )
     return _build_tree(
