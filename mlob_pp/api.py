@@ -140,44 +140,19 @@ def mlob(
     mf = parse_formula(formula, data, group, missing=missing)
     plan = plan_balance(mf.group_sizes, punish_coeff)
     recorded: list[warnings.WarningMessage] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            check_plan(plan, balancing_limit)
-        finally:
-            recorded.extend(caught)
-            caught.clear()
-        if plan.target_size < 2:
-            raise ValueError(
-                f"groups of size 1: balancing would leave groups of {plan.target_size} row, "
-                f"but every group needs at least 2 rows (group column {group!r}); "
-                "remove singleton groups or use another grouping"
-            )
-        m = 1 if plan.balanced else n_balance
-        kept_sets = [_kept_rows(mf, plan, rng) for _ in range(m)]
-        Y, X, C = _stack(mf, kept_sets, plan)
-        J, n = X.shape[1:]
-        if jackknife and n < 3:
-            raise ValueError(
-                f"`jackknife=True` needs groups of at least 3 rows (each replicate deletes one "
-                f"row per group); got group size {n}"
-            )
-        for i in range(m):
-            _check_variation(mf, Y[i], X[i])
-        res = mlob_batch(Y, X, C if C.shape[-1] else None, conf_level=conf_level, mode=mode,
-                         warn=False)
-        collinear = np.asarray(res.internals["collinear"])
-        if collinear.any():
-            raise ValueError(
-                "collinear covariates: after residualising on the target's within and between "
-                f"parts the covariates {list(mf.covariate_names)} are linearly dependent "
-                f"(formula {formula!r}); drop duplicated or derived covariates"
-            )
-        _warn_flags(res, m)
-        jk = _jackknife(res, Y, X, C, rng, conf_level, mode) if jackknife else None
-        recorded.extend(caught)
-    for w in recorded:
-        warnings.warn(w.message, w.category, stacklevel=2)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                res, jk, plan, kept_sets, J, n, m = _fit(
+                    mf, plan, rng, balancing_limit, n_balance, jackknife, conf_level, mode,
+                    formula, group,
+                )
+            finally:
+                recorded.extend(caught)
+    finally:
+        for w in recorded:  # re-emit, pointing at the caller (also before an error, as R)
+            warnings.warn(w.message, w.category, stacklevel=3)
 
     coef, se, coef_ml, se_ml = _combine(res, jk, mf.covariate_names)
     tables = {
@@ -232,6 +207,38 @@ def mlob(
         warnings=tuple(str(w.message) for w in recorded),
         internals=internals,
     )
+
+
+def _fit(mf, plan, rng, balancing_limit, n_balance, jackknife, conf_level, mode, formula, group):
+    check_plan(plan, balancing_limit)
+    if plan.target_size < 2:
+        raise ValueError(
+            f"groups of size 1: balancing would leave groups of {plan.target_size} row, "
+            f"but every group needs at least 2 rows (group column {group!r}); "
+            "remove singleton groups or use another grouping"
+        )
+    m = 1 if plan.balanced else n_balance
+    kept_sets = [_kept_rows(mf, plan, rng) for _ in range(m)]
+    Y, X, C = _stack(mf, kept_sets, plan)
+    J, n = X.shape[1:]
+    if jackknife and n < 3:
+        raise ValueError(
+            f"`jackknife=True` needs groups of at least 3 rows (each replicate deletes one "
+            f"row per group); got group size {n}"
+        )
+    for i in range(m):
+        _check_variation(mf, Y[i], X[i])
+    res = mlob_batch(Y, X, C if C.shape[-1] else None, conf_level=conf_level, mode=mode,
+                     warn=False)
+    if np.asarray(res.internals["collinear"]).any():
+        raise ValueError(
+            "collinear covariates: after residualising on the target's within and between "
+            f"parts the covariates {list(mf.covariate_names)} are linearly dependent "
+            f"(formula {formula!r}); drop duplicated or derived covariates"
+        )
+    _warn_flags(res, m)
+    jk = _jackknife(res, Y, X, C, rng, conf_level, mode) if jackknife else None
+    return res, jk, plan, kept_sets, J, n, m
 
 
 def _seed_repr(random_state: Any) -> Any:

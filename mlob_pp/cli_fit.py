@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``fit`` options to `parser`."""
     parser.add_argument("data", nargs="?", help="CSV file (default: the bundled PASSNYC data)")
     parser.add_argument("--dataset", help="bundled data set instead of a CSV: hsb, saeb, passnyc")
-    parser.add_argument("--formula", help=f"model formula (default with PASSNYC: {DEFAULT_FORMULA!r})")
+    parser.add_argument(
+        "--formula", help=f"model formula (default with PASSNYC: {DEFAULT_FORMULA!r})"
+    )
     parser.add_argument("--group", help="grouping column (default with PASSNYC: District)")
     parser.add_argument("--balancing-limit", type=float, default=None,
                         help="largest share of rows/groups balancing may delete "

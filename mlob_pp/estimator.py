@@ -138,7 +138,7 @@ def _se_ratio(K2, T2, Kd, Td, stable: bool):
 
 
 def _criterion(w, t, s1, q1, K2, T2, b, stable: bool):
-    """The grid criterion (spec section 3.6) in R's operation order; shapes broadcast."""
+    """Evaluate the grid criterion (spec section 3.6) in R's operation order (broadcasting)."""
     D = ((1.0 - w) * t) + (w * s1)
     D2 = D * D
     w2 = w * w
@@ -147,10 +147,12 @@ def _criterion(w, t, s1, q1, K2, T2, b, stable: bool):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if stable:
             # moment-matched E[1/B^2] = D^2 / (A1 A2): scale-consistent; poles excluded
-            value = ((K2 * T2 * T2) * (K2 + 1.0)) * D2 / (A1 * A2) - ((2.0 * b) * K2 * T2) * D / A1
+            value = ((K2 * T2 * T2) * (K2 + 1.0)) * D2 / (A1 * A2)
+            value = value - ((2.0 * b) * K2 * T2) * D / A1
             value = np.where((A1 > 0) & (A2 > 0) & (D > 0), value, np.nan)
         else:
-            value = (((K2 * T2**2) * (K2 + 1.0)) * D) / (A1 * A2) - (((2.0 * b) * K2) * T2 * D) / A1 + b
+            first = (((K2 * T2**2) * (K2 + 1.0)) * D) / (A1 * A2)
+            value = (first - (((2.0 * b) * K2) * T2 * D) / A1) + b
     return value
 
 
@@ -209,7 +211,8 @@ def _covariate_adjust(y, x_means, x_within, x_centred, tau_x, sigma_x, C, n, J):
         phi_b = tau_xc / tau_x[:, None]
         phi_w = sigma_xc / sigma_x[:, None]
     # C~ = C - phi_b x_b - phi_w x_w
-    Ct = Cm - phi_b[..., None, None] * x_means[:, None, :, None] - phi_w[..., None, None] * x_within[:, None]
+    Ct = (Cm - phi_b[..., None, None] * x_means[:, None, :, None]
+          - phi_w[..., None, None] * x_within[:, None])
     Bn = Ct.shape[0]
     Ct_flat = Ct.reshape(Bn, k, -1)
     Ct_c = Ct_flat - Ct_flat.mean(axis=-1, keepdims=True)

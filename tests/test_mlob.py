@@ -1,0 +1,325 @@
+"""mlob(): behaviour beyond R parity — invariances, stable mode, batching, errors."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlob_pp
+from mlob_pp.estimator import mlob_batch
+from mlob_pp.validate import BalancingWarning, MissingDataWarning, NumericalWarning
+from tests.conftest import reference_csv
+
+
+def simulate(rng, J=12, n=10, icc=0.3, beta_b=0.6, beta_w=0.3, gamma=0.3, sizes=None):
+    sizes = np.full(J, n) if sizes is None else np.asarray(sizes)
+    g = np.repeat(np.arange(J), sizes)
+    mu = rng.normal(0, math.sqrt(icc), J)[g]
+    x = mu + rng.normal(0, math.sqrt(1 - icc), g.size)
+    c = 0.4 * x + rng.normal(0, math.sqrt(0.84), g.size)
+    y = beta_w * (x - mu) + beta_b * mu + gamma * c + rng.normal(0, 0.3, J)[g] \
+        + rng.normal(0, 0.8, g.size)
+    return pd.DataFrame({"y": y, "x": x, "c": c, "g": g})
+
+
+def quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+# ----------------------------------------------------------------- invariances
+def test_row_order_and_group_relabeling_do_not_matter(rng):
+    df = simulate(rng)
+    ref = mlob_pp.mlob("y ~ x + c", df, "g")
+    shuffled = df.sample(frac=1, random_state=3)
+    relabeled = df.assign(g=df["g"].map(lambda v: f"school-{(7 * v) % 12:02d}"))
+    for other in (shuffled, relabeled, relabeled.sample(frac=1, random_state=4)):
+        res = mlob_pp.mlob("y ~ x + c", other, "g")
+        pd.testing.assert_series_equal(res.coef, ref.coef, rtol=1e-12)
+        pd.testing.assert_series_equal(res.se, ref.se, rtol=1e-12)
+
+
+@pytest.mark.parametrize("J", [3, 5, 8, 20])
+def test_stable_mode_is_invariant_to_rescaling(rng, J):
+    df = simulate(rng, J=J, n=15)
+    base = quiet(mlob_pp.mlob, "y ~ x + c", df, "g", mode="stable")
+    for ax, ay in [(1e-3, 1.0), (1e3, 1.0), (1.0, 1e-4), (50.0, 0.02)]:
+        scaled = df.assign(x=df["x"] * ax, y=df["y"] * ay)
+        res = quiet(mlob_pp.mlob, "y ~ x + c", scaled, "g", mode="stable")
+        assert res.coef["beta_b"] == pytest.approx(base.coef["beta_b"] * ay / ax, rel=1e-9)
+        assert res.se["beta_b"] == pytest.approx(base.se["beta_b"] * ay / ax, rel=1e-9)
+        assert res.coef["gamma_c"] == pytest.approx(base.coef["gamma_c"] * ay, rel=1e-9)
+
+
+def test_r_mode_is_not_scale_invariant_but_stable_is(rng):
+    """R's absolute thresholds: rescaling x changes R's answer by more than the factor."""
+    df = simulate(rng, J=10, n=10, icc=0.05)
+    small = df.assign(x=df["x"] * 1e-3)
+    r_base = mlob_pp.mlob("y ~ x", df, "g").coef["beta_b"]
+    r_small = quiet(mlob_pp.mlob, "y ~ x", small, "g").coef["beta_b"]
+    assert not math.isclose(r_small, r_base * 1e3, rel_tol=1e-3)
+
+
+def test_stable_mode_warns_about_nonexistent_se_for_small_j(rng):
+    df = simulate(rng, J=4, n=10)
+    res = mlob_pp.mlob("y ~ x", df, "g", mode="stable")
+    assert math.isinf(res.se_ml["beta_b"])  # ratio-of-Gammas variance does not exist (J <= 5)
+    assert np.isfinite(res.coef["beta_b"])
+
+
+def test_r_mode_warns_when_pole_decides(rng):
+    df = simulate(rng, J=3, n=30)
+    with pytest.warns(NumericalWarning) as record:
+        mlob_pp.mlob("y ~ x", df, "g")
+    assert any("pole" in str(w.message) or "rounding noise" in str(w.message) for w in record)
+
+
+# ---------------------------------------------------------------- batched core
+def test_batched_core_equals_single_fits(rng):
+    B, J, n = 6, 10, 8
+    data = [simulate(rng, J=J, n=n) for _ in range(B)]
+    y = np.stack([d["y"].to_numpy().reshape(J, n) for d in data])
+    x = np.stack([d["x"].to_numpy().reshape(J, n) for d in data])
+    c = np.stack([d["c"].to_numpy().reshape(J, n, 1) for d in data])
+    batch = mlob_batch(y, x, c)
+    for i, d in enumerate(data):
+        single = mlob_pp.mlob("y ~ x + c", d, "g")
+        assert batch.beta_b[i] == pytest.approx(single.coef["beta_b"], rel=1e-12)
+        assert batch.se_beta_b[i] == pytest.approx(single.se["beta_b"], rel=1e-12)
+        assert batch.beta_b_ml[i] == pytest.approx(single.coef_ml["beta_b"], rel=1e-12)
+        assert batch.se_beta_b_ml[i] == pytest.approx(single.se_ml["beta_b"], rel=1e-12)
+        assert batch.gamma[i, 0] == pytest.approx(single.coef["gamma_c"], rel=1e-12)
+        assert batch.se_gamma[i, 0] == pytest.approx(single.se["gamma_c"], rel=1e-12)
+        assert batch.ci_lower[i] == pytest.approx(single.summary_frame()["ci_lower"].iloc[0],
+                                                  rel=1e-12)
+
+
+def test_closed_form_against_independent_computation(rng):
+    """ANOVA moments and the estimator formula computed naively, without covariates."""
+    df = simulate(rng, J=15, n=6)
+    res = mlob_pp.mlob("y ~ x", df, "g")
+    J, n = 15, 6
+    x = df["x"].to_numpy().reshape(J, n)
+    y = df["y"].to_numpy().reshape(J, n)
+    msa = n * np.sum((x.mean(1) - x.mean()) * (y.mean(1) - y.mean())) / (J - 1)
+    msd = np.sum((x - x.mean(1, keepdims=True)) * (y - y.mean(1, keepdims=True))) / (J * (n - 1))
+    tau_yx = (msa - msd) / n
+    msa_x = n * np.sum((x.mean(1) - x.mean()) ** 2) / (J - 1)
+    msd_x = np.sum((x - x.mean(1, keepdims=True)) ** 2) / (J * (n - 1))
+    tau_x = (msa_x - msd_x) / n
+    assert res.coef_ml["beta_b"] == pytest.approx(tau_yx / tau_x, rel=1e-12)
+    w, t = res.internals["w_opt"], res.internals["tau02_opt"]
+    assert res.coef["beta_b"] == pytest.approx(tau_yx / ((1 - w) * t + w * tau_x), rel=1e-12)
+    # brute-force the grid criterion of spec 3.6 and compare the arg-min
+    K1, T1, K2, T2 = (res.internals[k] for k in ("K1", "T1", "K2", "T2"))
+    s1, q1, b = K1 * T1 * 2, 2 * K1 * T1**2, tau_yx / tau_x
+    lo, hi = res.internals["lo"], res.internals["hi"]
+    best = (math.inf, None)
+    for j in range(100):
+        wj = min(0.01 + j * 0.01, 1.0)
+        for i in range(100):
+            ti = hi if i == 99 else lo + i * (hi - lo) / 99
+            D = (1 - wj) * ti + wj * s1
+            val = K2 * T2**2 * (K2 + 1) * D / ((D * D - 2 * wj**2 * q1) * (D * D - 4 * wj**2 * q1))
+            val += -2 * b * K2 * T2 * D / (D * D - 2 * wj**2 * q1) + b
+            if val < best[0]:
+                best = (val, 100 * j + i)
+    assert res.internals["grid_index"] == best[1]
+
+
+# ------------------------------------------------------------------- balancing
+def test_balancing_is_seeded_and_averaging_uses_rubins_rules(rng):
+    df = simulate(rng, J=12, sizes=rng.integers(14, 20, 12))
+    with pytest.warns(BalancingWarning, match="Deleted entries"):
+        a = mlob_pp.mlob("y ~ x + c", df, "g", random_state=5)
+    with pytest.warns(BalancingWarning):
+        b = mlob_pp.mlob("y ~ x + c", df, "g", random_state=5)
+    pd.testing.assert_series_equal(a.coef, b.coef)
+    with pytest.warns(BalancingWarning):
+        avg = mlob_pp.mlob("y ~ x + c", df, "g", random_state=5, n_balance=20)
+    assert avg.balancing["n_balance"] == 20
+    # Rubin: total variance >= average within variance of the single fits
+    singles = []
+    for s in range(3):
+        with pytest.warns(BalancingWarning):
+            singles.append(mlob_pp.mlob("y ~ x + c", df, "g", random_state=s).coef["beta_b"])
+    assert np.isfinite(avg.se["beta_b"]) and avg.se["beta_b"] > 0
+    assert "averaged over 20 random balancings" in avg.summary_text()
+
+
+def test_balancing_over_the_limit_raises_after_warning(rng):
+    df = simulate(rng, J=10, sizes=[5, 30, 30, 30, 30, 30, 30, 30, 10, 10])
+    with pytest.warns(BalancingWarning, match="Your data is unbalanced"):
+        with pytest.raises(ValueError, match=r"exceeds the `balancing_limit`, 20%"):
+            mlob_pp.mlob("y ~ x", df, "g")
+
+
+def test_jackknife_is_seeded(rng):
+    df = simulate(rng, J=10, n=8)
+    a = mlob_pp.mlob("y ~ x + c", df, "g", jackknife=True, random_state=1)
+    b = mlob_pp.mlob("y ~ x + c", df, "g", jackknife=True, random_state=1)
+    assert a.se_method == "jackknife"
+    pd.testing.assert_series_equal(a.se, b.se)
+    plain = mlob_pp.mlob("y ~ x + c", df, "g")
+    assert a.se_ml["beta_b"] == plain.se_ml["beta_b"]  # ML row keeps its analytic SE (as R)
+    pd.testing.assert_series_equal(a.coef, plain.coef)
+
+
+# ------------------------------------------------------------ formula handling
+def test_r_style_names_and_interactions(rng):
+    df = simulate(rng).rename(columns={"y": "Sepal.Length", "x": "Sepal.Width",
+                                       "c": "Petal Length"})
+    df["sx"] = np.where(rng.random(len(df)) < 0.5, "Male", "Female")
+    res = mlob_pp.mlob("Sepal.Length ~ Sepal.Width + `Petal Length` * sx", df, "g")
+    assert list(res.coef.index) == ["beta_b", "gamma_Petal Length", "gamma_sxMale",
+                                    "gamma_Petal Length:sxMale"]
+
+
+def test_conf_level_is_a_confidence_level(rng):
+    df = simulate(rng)
+    res = mlob_pp.mlob("y ~ x", df, "g", conf_level=0.9)
+    t = res.summary_frame()
+    half = (t["ci_upper"] - t["ci_lower"]) / 2 / t["std_error"]
+    assert np.allclose(half, 1.6448536269514722)
+    assert "90%" in res.summary_text()
+
+
+def test_missing_values_drop_with_warning(rng):
+    df = simulate(rng, J=10, n=10)
+    df.loc[[3, 17], "c"] = np.nan
+    with pytest.raises(ValueError, match=r"column 'c' has 2 missing values .* in 100 rows"):
+        mlob_pp.mlob("y ~ x + c", df, "g")
+    with pytest.warns(MissingDataWarning, match="dropped 2 of 100 rows"):
+        with pytest.warns(BalancingWarning):
+            res = mlob_pp.mlob("y ~ x + c", df, "g", missing="drop")
+    assert res.n_obs_input == 98
+
+
+def test_print_and_summary_layout(rng, capsys):
+    df = simulate(rng)
+    res = mlob_pp.mlob("y ~ x + c", df, "g")
+    text = str(res)
+    for part in ["Call:", "Coefficients", "Standard_Error", "Confidence_Interval (95%)",
+                 "Z value", "p value", "gamma_c"]:
+        assert part in text
+    res.summary()
+    out = capsys.readouterr().out
+    assert "Summary of Coefficients:" in out
+    assert "For comparison, summary of coefficients from unoptimized analysis (ML):" in out
+    assert "Signif. codes:" in out and "Note:" in out
+
+
+def test_bundled_passnyc_talk_application():
+    df = mlob_pp.datasets.load("passnyc")
+    assert len(df) == 1217 and df["District"].nunique() == 32
+    with pytest.warns(BalancingWarning):
+        res = mlob_pp.mlob("math ~ ENI + ELA + ENI:ELA", df, "District", balancing_limit=0.35,
+                           random_state=2025)
+    assert list(res.coef.index) == ["beta_b", "gamma_ELA", "gamma_ENI:ELA"]
+    # what replicates from the talk: shrinkage toward 0, smaller SE, identical gammas
+    assert abs(res.coef["beta_b"]) < abs(res.coef_ml["beta_b"])
+    assert res.se["beta_b"] < res.se_ml["beta_b"]
+    assert res.coef["gamma_ELA"] == res.coef_ml["gamma_ELA"]
+    assert res.coef["beta_b"] < 0 and 0.8 < res.coef["gamma_ELA"] < 1.6
+
+
+# ---------------------------------------------------------------- error catalogue
+@pytest.fixture
+def df(rng):
+    return simulate(rng, J=6, n=5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"conf_level": 0.0}, ValueError,
+          r"`conf_level` must be strictly between 0 and 1; got 0\.0"),
+        ({"conf_level": 1.5}, ValueError,
+          r"`conf_level` must be strictly between 0 and 1; got 1.5"),
+        ({"conf_level": "95%"}, TypeError, r"`conf_level` must be a number .* got '95%'"),
+        ({"balancing_limit": 1.2}, ValueError, r"`balancing_limit` must be in \[0, 1\]; got 1.2"),
+        ({"balancing_limit": None}, TypeError, r"`balancing_limit` must be a number"),
+        ({"jackknife": "yes"}, TypeError, r"`jackknife` must be True or False; got 'yes'"),
+        ({"punish_coeff": 0}, ValueError, r"`punish_coeff` must be a finite number greater than 0"),
+        ({"punish_coeff": "2"}, TypeError, r"`punish_coeff` must be a number greater than 0"),
+        ({"mode": "fast"}, ValueError, r"`mode` must be one of 'r', 'stable'; got 'fast'"),
+        ({"n_balance": 0}, ValueError, r"`n_balance` must be an integer >= 1; got 0"),
+        ({"random_state": "seed"}, TypeError, r"`random_state` must be None, an int"),
+        ({"random_state": -1}, ValueError, r"`random_state` must be a non-negative integer"),
+        ({"missing": "ignore"}, ValueError, r"`missing` must be 'raise' or 'drop'; got 'ignore'"),
+    ],
+)
+def test_bad_arguments(df, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        mlob_pp.mlob("y ~ x", df, "g", **kwargs)
+
+
+def test_bad_data_errors(df):
+    with pytest.raises(TypeError, match="`formula` must be a string"):
+        mlob_pp.mlob(42, df, "g")
+    with pytest.raises(ValueError, match="`formula` must be two-sided"):
+        mlob_pp.mlob("not a formula", df, "g")
+    with pytest.raises(TypeError, match="`data` must be a pandas DataFrame"):
+        mlob_pp.mlob("y ~ x", [1, 2, 3], "g")
+    with pytest.raises(ValueError, match=r"`data` is empty \(0 rows\)"):
+        mlob_pp.mlob("y ~ x", df.iloc[:0], "g")
+    with pytest.raises(ValueError, match=r"`group` column 'NotARealGroup' is not in data"):
+        mlob_pp.mlob("y ~ x", df, "NotARealGroup")
+    with pytest.raises(TypeError, match=r"`group` must be the name of a column"):
+        mlob_pp.mlob("y ~ x", df, 3)
+    with pytest.raises(ValueError, match=r"`formula` uses column\(s\) not in data: 'z'"):
+        mlob_pp.mlob("y ~ z", df, "g")
+    with pytest.raises(TypeError, match=r"The outcome 'y' must be numeric .* got dtype"):
+        mlob_pp.mlob("y ~ x", df.assign(y=df["y"].astype(str)), "g")
+    with pytest.raises(TypeError, match=r"The main predictor variable 'x' must be numeric"):
+        mlob_pp.mlob("y ~ x", df.assign(x=np.where(df["x"] > 0, "a", "b")), "g")
+    with pytest.raises(ValueError, match=r"column 'x' has 1 non-finite values"):
+        mlob_pp.mlob("y ~ x", df.assign(x=df["x"].where(df.index != 2, np.inf)), "g")
+    with pytest.raises(ValueError, match=r"column 'g' has 1 group labels \(NaN/None\)"):
+        mlob_pp.mlob("y ~ x", df.assign(g=df["g"].where(df.index != 0, None)), "g")
+    with pytest.raises(ValueError, match=r"at least 2 distinct groups; got 1"):
+        mlob_pp.mlob("y ~ x", df.assign(g=1), "g")
+    with pytest.raises(ValueError, match=r"groups of size 1"):
+        mlob_pp.mlob("y ~ x", df.assign(g=np.arange(len(df))), "g")
+    with pytest.raises(ValueError, match=r"does not include between-group variation"):
+        mlob_pp.mlob("y ~ x", df.assign(x=np.tile(np.arange(5.0), 6)), "g")
+    with pytest.raises(ValueError, match=r"does not include within-group variation"):
+        mlob_pp.mlob("y ~ x", df.assign(x=df["g"] * 1.5), "g")
+    with pytest.raises(ValueError, match=r"the outcome 'y' has no variation"):
+        mlob_pp.mlob("y ~ x", df.assign(y=1.0), "g")
+    with pytest.raises(ValueError, match=r"collinear covariates"):
+        mlob_pp.mlob("y ~ x + c + d", df.assign(d=2 * df["c"] + 1), "g")
+    with pytest.raises(ValueError, match=r"`jackknife=True` needs groups of at least 3 rows"):
+        mlob_pp.mlob("y ~ x", df.iloc[df.groupby("g").cumcount().to_numpy() < 2], "g",
+                     jackknife=True)
+    with pytest.raises(ValueError, match=r"`summary_frame` which|`which` must be one of"):
+        mlob_pp.mlob("y ~ x", df, "g").summary_frame("bayes")
+
+
+def test_batched_core_shape_errors():
+    with pytest.raises(ValueError, match=r"`x` and `y` must have the same shape"):
+        mlob_batch(np.zeros((2, 3, 4)), np.zeros((2, 3, 5)))
+    with pytest.raises(ValueError, match=r"at least 2 groups .* got J = 1"):
+        mlob_batch(np.zeros((2, 1, 4)), np.zeros((2, 1, 4)))
+    with pytest.raises(ValueError, match=r"groups need at least 2 members .* got n = 1"):
+        mlob_batch(np.zeros((2, 3, 1)), np.zeros((2, 3, 1)))
+    with pytest.raises(ValueError, match=r"`covariates` must have shape"):
+        mlob_batch(np.zeros((2, 3, 4)), np.zeros((2, 3, 4)), np.zeros((2, 3, 5, 1)))
+
+
+def test_hsb_string_factors_match_dummies():
+    """R: `mAch ~ ses + minrty + sx` on strings equals the 0/1 dummy version (finding 9)."""
+    df = reference_csv("hsb82_sub30.csv")
+    kw = dict(balancing_limit=0.5, random_state=mlob_pp.RRandom(20240601))
+    with pytest.warns(BalancingWarning):
+        a = mlob_pp.mlob("mAch ~ ses + minrty + sx", df, "school", **kw)
+    kw["random_state"] = mlob_pp.RRandom(20240601)
+    with pytest.warns(BalancingWarning):
+        b = mlob_pp.mlob("mAch ~ ses + minrtyYes + sxFemale", df, "school", **kw)
+    assert a.coef["beta_b"] == pytest.approx(b.coef["beta_b"], rel=1e-10)
+    assert "gamma_minrtyYes" in a.coef.index and "gamma_sxMale" in a.coef.index
