@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.balance import check_plan, draw_balance, plan_balance
-from mlob_pp.estimator import BatchResult, _warn_flags, mlob_batch, wald
+from mlob_pp.estimator import BatchResult, _warn_flags, mlob_batch
 from mlob_pp.formula import ModelFrame, parse_formula
 from mlob_pp.result import MLOBResult
 from mlob_pp.rrandom import RRandom
@@ -154,11 +154,7 @@ def mlob(
         for w in recorded:  # re-emit, pointing at the caller (also before an error, as R)
             warnings.warn(w.message, w.category, stacklevel=3)
 
-    coef, se, coef_ml, se_ml = _combine(res, jk, mf.covariate_names)
-    tables = {
-        "mlob": _table(coef, se, conf_level),
-        "ml": _table(coef_ml, se_ml, conf_level),
-    }
+    terms, est, se, est_ml, se_ml = _combine(res, jk, mf.covariate_names)
     settings = {
         "formula": formula,
         "group": group,
@@ -177,11 +173,11 @@ def mlob(
                      tau02_opt=res.tau02_opt if m > 1 else float(res.tau02_opt[0]),
                      grid_index=res.grid_index if m > 1 else int(res.grid_index[0]))
     return MLOBResult(
-        coef=coef,
-        se=se,
-        coef_ml=coef_ml,
-        se_ml=se_ml,
-        tables=tables,
+        terms=terms,
+        estimates=est,
+        std_errors=se,
+        estimates_ml=est_ml,
+        std_errors_ml=se_ml,
         conf_level=conf_level,
         formula=formula,
         group=group,
@@ -334,7 +330,7 @@ def _rubin(est: np.ndarray, se: np.ndarray) -> tuple[float, float]:
 
 
 def _combine(res: BatchResult, jk, covariate_names: tuple[str, ...]):
-    names = ["beta_b", *(f"gamma_{c}" for c in covariate_names)]
+    terms = ("beta_b", *(f"gamma_{c}" for c in covariate_names))
     se_beta = res.se_beta_b if jk is None else jk[0]
     se_gamma = res.se_gamma if jk is None else jk[1]
     est = [_rubin(res.beta_b, se_beta)]
@@ -343,17 +339,6 @@ def _combine(res: BatchResult, jk, covariate_names: tuple[str, ...]):
         g = _rubin(res.gamma[:, j], se_gamma[:, j])
         est.append(g)
         est_ml.append(g)
-    coef = pd.Series([e for e, _ in est], index=names, name="estimate")
-    se = pd.Series([s for _, s in est], index=names, name="std_error")
-    coef_ml = pd.Series([e for e, _ in est_ml], index=names, name="estimate")
-    se_ml = pd.Series([s for _, s in est_ml], index=names, name="std_error")
-    return coef, se, coef_ml, se_ml
-
-
-def _table(coef: pd.Series, se: pd.Series, conf_level: float) -> pd.DataFrame:
-    z, p, lo, hi = wald(coef.to_numpy(), se.to_numpy(), conf_level)
-    return pd.DataFrame(
-        {"estimate": coef.to_numpy(), "std_error": se.to_numpy(), "ci_lower": lo,
-         "ci_upper": hi, "z": z, "p_value": p},
-        index=pd.Index(coef.index, name="term"),
-    )
+    a = np.array(est, dtype=float).reshape(-1, 2)
+    b = np.array(est_ml, dtype=float).reshape(-1, 2)
+    return terms, a[:, 0], a[:, 1], b[:, 0], b[:, 1]

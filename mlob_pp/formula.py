@@ -211,7 +211,7 @@ def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def _numeric_column(data: pd.DataFrame, name: str, role: str) -> np.ndarray:
+def _numeric_column(data: Mapping[str, pd.Series], name: str, role: str) -> np.ndarray:
     col = data[name]
     if not _is_numeric(col):
         raise TypeError(
@@ -222,6 +222,10 @@ def _numeric_column(data: pd.DataFrame, name: str, role: str) -> np.ndarray:
 
 
 def _group_codes(labels: pd.Series, group: str) -> tuple[np.ndarray, np.ndarray]:
+    values = labels.to_numpy()
+    if values.dtype.kind in "iuf":
+        uniques, codes = np.unique(values, return_inverse=True)
+        return codes.astype(np.intp), uniques
     try:
         codes, uniques = pd.factorize(labels, sort=True)
     except TypeError:  # mixed, unorderable labels: keep order of first appearance
@@ -307,8 +311,13 @@ def parse_formula(
         group,
     ]
     keep = np.ones(frame.shape[0], dtype=bool)
-    for name in dict.fromkeys(used):
-        isna = frame[name].isna().to_numpy()
+    series = {name: frame[name] for name in dict.fromkeys(used)}
+    for name, col in series.items():
+        values = col.to_numpy()
+        kind = values.dtype.kind
+        if kind in "iub":
+            continue
+        isna = np.isnan(values) if kind == "f" else col.isna().to_numpy()
         if isna.any():
             if missing == "raise":
                 what = "group labels" if name == group else "missing values"
@@ -329,16 +338,17 @@ def parse_formula(
         frame = frame.loc[keep]
         if frame.shape[0] == 0:
             raise ValueError("`data` has no complete rows after dropping missing values")
+        series = {name: frame[name] for name in series}
     rows = np.flatnonzero(keep)
 
     if compiled.lhs_lookup:
-        y = _numeric_column(frame, compiled.lhs[0], "outcome")
+        y = _numeric_column(series, compiled.lhs[0], "outcome")
         response = compiled.lhs[0]
     else:
         y = None
         response = compiled.lhs[0]
 
-    if compiled.rhs_lookup and all(_is_numeric(frame[v]) for v in compiled.variables
+    if compiled.rhs_lookup and all(_is_numeric(series[v]) for v in compiled.variables
                                    if v != response):
         columns = []
         names = []
@@ -347,7 +357,7 @@ def parse_formula(
             col = None
             for factor in term:
                 if factor not in cache:
-                    cache[factor] = frame[factor].to_numpy(dtype=float)
+                    cache[factor] = series[factor].to_numpy(dtype=float)
                 col = cache[factor] if col is None else col * cache[factor]
             columns.append(col)
             names.append(":".join(term))
@@ -372,7 +382,7 @@ def parse_formula(
     if len(set(cov_names)) != len(cov_names) or target in cov_names:
         raise ValueError(f"`formula` has duplicated terms: {formula!r}")
 
-    labels = frame[group]
+    labels = series[group]
     codes, uniques = _group_codes(labels, group)
     if uniques.shape[0] < min_groups:
         raise ValueError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,10 @@ class MLOBResult:
 
     Attributes
     ----------
+    terms : tuple of str
+        ``("beta_b", "gamma_<term>", ...)``.
+    estimates, std_errors, estimates_ml, std_errors_ml : ndarray
+        The numbers behind :attr:`coef`, :attr:`se`, :attr:`coef_ml`, :attr:`se_ml`.
     coef, se : pandas.Series
         Regularised estimates and their standard errors, indexed ``beta_b``, ``gamma_<term>``.
     coef_ml, se_ml : pandas.Series
@@ -54,11 +59,11 @@ class MLOBResult:
         Intermediate quantities of the estimator (grid point, variance components, ...).
     """
 
-    coef: pd.Series
-    se: pd.Series
-    coef_ml: pd.Series
-    se_ml: pd.Series
-    tables: dict[str, pd.DataFrame]
+    terms: tuple[str, ...]
+    estimates: np.ndarray
+    std_errors: np.ndarray
+    estimates_ml: np.ndarray
+    std_errors_ml: np.ndarray
     conf_level: float
     formula: str
     group: str
@@ -78,6 +83,42 @@ class MLOBResult:
     internals: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ tables
+    @cached_property
+    def coef(self) -> pd.Series:
+        """Regularised estimates (``beta_b``, ``gamma_<term>``)."""
+        return pd.Series(self.estimates, index=list(self.terms), name="estimate")
+
+    @cached_property
+    def se(self) -> pd.Series:
+        """Standard errors of :attr:`coef` (the method in :attr:`se_method`)."""
+        return pd.Series(self.std_errors, index=list(self.terms), name="std_error")
+
+    @cached_property
+    def coef_ml(self) -> pd.Series:
+        """R MLOB's "ML" column (``ml_moments``) with the covariate rows."""
+        return pd.Series(self.estimates_ml, index=list(self.terms), name="estimate")
+
+    @cached_property
+    def se_ml(self) -> pd.Series:
+        """Standard errors of :attr:`coef_ml`."""
+        return pd.Series(self.std_errors_ml, index=list(self.terms), name="std_error")
+
+    @cached_property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The ``"mlob"`` and ``"ml"`` tables (see :meth:`summary_frame`)."""
+        from mlob_pp.estimator import wald
+
+        out = {}
+        for key, est, se in (("mlob", self.estimates, self.std_errors),
+                             ("ml", self.estimates_ml, self.std_errors_ml)):
+            z, p, lo, hi = wald(est, se, self.conf_level)
+            out[key] = pd.DataFrame(
+                {"estimate": est, "std_error": se, "ci_lower": lo, "ci_upper": hi, "z": z,
+                 "p_value": p},
+                index=pd.Index(list(self.terms), name="term"),
+            )
+        return out
+
     def summary_frame(self, which: str = "mlob") -> pd.DataFrame:
         """Return a coefficient table.
 
@@ -126,7 +167,7 @@ class MLOBResult:
     def __repr__(self) -> str:
         return (
             f"MLOBResult(formula={self.formula!r}, group={self.group!r}, "
-            f"beta_b={self.coef['beta_b']:.6g}, se={self.se['beta_b']:.6g}, "
+            f"beta_b={self.estimates[0]:.6g}, se={self.std_errors[0]:.6g}, "
             f"J={self.n_groups}, n={self.group_size}, mode={self.mode!r}, "
             f"se_method={self.se_method!r})"
         )
@@ -140,7 +181,7 @@ class MLOBResult:
         lines.append(format_r_table(_summary_table(self.tables["ml"], lab)))
         lines += ["", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1", "",
                   "Note:"]
-        lines += _note(float(self.se_ml["beta_b"]), float(self.se["beta_b"]))
+        lines += _note(float(self.std_errors_ml[0]), float(self.std_errors[0]))
         lines += ["", "Details (mlob_pp):"]
         lines.append(
             f"  J = {self.n_groups} groups of n = {self.group_size} ({self.n_obs} of "
