@@ -158,6 +158,15 @@ def _criterion(w, t, s1, q1, K2, T2, b, stable: bool):
 
 def _grid_argmin(s1, q1, K2, T2, b, lo, hi, stable: bool):
     """First arg-min over the flattened 100 x 100 grid (tau0^2 fastest), NaN skipped."""
+    from mlob_pp import grid_kernel
+
+    if grid_kernel.AVAILABLE:
+        return grid_kernel.grid_argmin_compiled(GRID_W, s1, q1, K2, T2, b, lo, hi, stable)
+    return _grid_argmin_numpy(s1, q1, K2, T2, b, lo, hi, stable)
+
+
+def _grid_argmin_numpy(s1, q1, K2, T2, b, lo, hi, stable: bool):
+    """Numpy version of :func:`_grid_argmin` (chunked over data sets)."""
     B = s1.shape[0]
     index = np.zeros(B, dtype=np.intp)
     best = np.full(B, np.nan)
