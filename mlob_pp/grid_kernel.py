@@ -66,8 +66,8 @@ if os.environ.get("MLOB_PP_NO_NUMBA", "0") != "1":
 
         # a threaded kernel for batches and a serial one for single fits (thread start-up
         # costs more than one data set's grid)
-        _kernel = njit(cache=True, parallel=True, nogil=True)(_kernel_py)
-        _kernel_serial = njit(cache=True, nogil=True)(_kernel_py)
+        _kernel = njit(cache=True, parallel=True, nogil=True, error_model="numpy")(_kernel_py)
+        _kernel_serial = njit(cache=True, nogil=True, error_model="numpy")(_kernel_py)
         AVAILABLE = True
     except ImportError:  # pragma: no cover
         AVAILABLE = False

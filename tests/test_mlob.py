@@ -323,3 +323,26 @@ def test_hsb_string_factors_match_dummies():
         b = mlob_pp.mlob("mAch ~ ses + minrtyYes + sxFemale", df, "school", **kw)
     assert a.coef["beta_b"] == pytest.approx(b.coef["beta_b"], rel=1e-10)
     assert "gamma_minrtyYes" in a.coef.index and "gamma_sxMale" in a.coef.index
+
+
+@pytest.mark.parametrize("stable", [False, True])
+@pytest.mark.parametrize("J", [3, 5, 6, 20])
+def test_compiled_grid_search_equals_numpy(rng, J, stable):
+    from mlob_pp import grid_kernel
+    from mlob_pp.estimator import GRID_W, _grid_argmin_numpy
+
+    if not grid_kernel.AVAILABLE:
+        pytest.skip("numba not available")
+    B = 300
+    s1 = rng.uniform(0.05, 2, B)
+    q1 = s1**2 / (J - 1) * rng.choice([1.0, 1 + 1e-16, 1 - 1e-16], B)
+    K2 = rng.uniform(0.05, (J - 1) / 2, B)
+    T2 = rng.normal(0, 0.5, B)
+    b = rng.normal(0, 1, B)
+    lo = np.full(B, 0.01)
+    hi = lo + rng.uniform(0.01, 3, B)
+    i1, v1, ok1 = grid_kernel.grid_argmin_compiled(GRID_W, s1, q1, K2, T2, b, lo, hi, stable)
+    i2, v2, ok2 = _grid_argmin_numpy(s1, q1, K2, T2, b, lo, hi, stable)
+    np.testing.assert_array_equal(ok1, ok2)
+    np.testing.assert_array_equal(i1[ok1], i2[ok2])
+    np.testing.assert_array_equal(v1[ok1], v2[ok2])
