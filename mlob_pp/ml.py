@@ -44,8 +44,8 @@ moment ratio (the between-group covariance of Y and X over the between variance 
 ANOVA decomposition of balanced data), reported by :func:`mlob_pp.mlob` under the name
 ``ml_moments``. This module maximises the likelihood itself (estimator name ``"ml"``), uses every
 row of unbalanced data, and gives likelihood-based standard errors and a log-likelihood. For
-balanced data without covariates both estimate the same :math:`\beta_b`, and they coincide when
-the ML variance estimates are interior.
+balanced data without covariates both are ratios of between-group moments and are close, but
+they differ in the divisor of the between-group moments (J for ML) and in every other case.
 
 References
 ----------
@@ -223,7 +223,8 @@ def fit_ml(
     missing : {"raise", "drop"}
         Missing-value handling, as in :func:`mlob_pp.formula.parse_formula`.
     max_iter : int
-        Maximum number of quasi-Newton iterations.
+        Maximum number of quasi-Newton iterations (and of the Newton steps that follow, at most
+        50).
     tol : float
         Convergence tolerance on the Newton decrement of the log-likelihood.
 
@@ -344,12 +345,10 @@ def fit_ml(
     vcov_theta = np.full((theta.shape[0], theta.shape[0]), 0.0)
     idx = np.flatnonzero(~known)
     info = -hess[np.ix_(idx, idx)]
-    try:
+    if np.all(np.isfinite(info)) and np.all(np.linalg.eigvalsh((info + info.T) / 2) > 0):
         vcov_theta[np.ix_(idx, idx)] = np.linalg.inv(info)
-    except np.linalg.LinAlgError:
+    else:
         vcov_theta[np.ix_(idx, idx)] = np.nan
-        converged = False
-    if not np.all(np.linalg.eigvalsh((info + info.T) / 2) > 0):
         converged = False
 
     labels, est, grad = _public(spec, theta, covariates, mf.covariate_names)
@@ -526,7 +525,7 @@ def _maximize(stats, spec, theta0, free, max_iter, tol):
     t = full(x)
     value, g = grad_full(t)
     hess = None
-    for _ in range(50):
+    for _ in range(min(50, max_iter)):
         hess = hessian(t)
         if hess is None or g is None:
             break
