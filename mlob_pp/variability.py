@@ -388,7 +388,10 @@ def null_model(
     lam = tau00 / (tau00 + sigma2 / n)
     gm = float(fit.fe[0])
     eb = gm + fit.re[:, 0]
-    se = np.sqrt(np.maximum(fit.re_cov[:, 0, 0], 0.0))
+    # error variance of the EB mean (grand mean + u_j): tau00 (1 - lambda_j) + (1 - lambda_j)^2
+    # Var(grand mean) (Raudenbush & Bryk 2002, eq. 3.62)
+    var = fit.cov_fe[0, 0] + fit.re_cov[:, 0, 0] + 2.0 * fit.re_fe_cov[:, 0, 0]
+    se = np.sqrt(np.maximum(var, 0.0))
     from scipy.stats import norm
 
     q = norm.ppf(0.5 + conf_level / 2)
@@ -714,7 +717,9 @@ def contextual_model(
     for w in slope_predictors:
         values = _check_column(data, w, "slope_predictors", numeric=True)[mf.rows]
         _check_group_level(values, codes, J, w, "slope_predictors")
-        if w not in mf.covariate_names:
+        # W's own intercept effect, unless it is already a covariate or is the group mean of X
+        # (then beta_b is that effect, as with meanses in Raudenbush & Bryk's HSB models)
+        if w not in mf.covariate_names and not np.allclose(values, xbar, rtol=0, atol=1e-10):
             names.append(f"gamma_{w}")
             cols.append(values)
         names.append(f"gamma_{mf.target}_within:{w}")
@@ -828,6 +833,7 @@ def means_as_outcomes(
     *,
     method: str = "reml",
     conf_level: float = 0.95,
+    null: NullModelResult | None = None,
 ) -> MeansAsOutcomesResult:
     """Fit a means-as-outcomes model: school means regressed on school-level predictors.
 
@@ -847,6 +853,8 @@ def means_as_outcomes(
         Restricted (default) or full maximum likelihood.
     conf_level : float
         Level of the Wald intervals.
+    null : NullModelResult, optional
+        The null model of the same outcome, data and method, to save fitting it again.
 
     Returns
     -------
@@ -888,8 +896,18 @@ def means_as_outcomes(
     fit = fit_mixed(mf.y, X, codes, reml=reml, n_groups=J)
     if fit.singular:
         _warn_singular(group)
-    sub = data.iloc[mf.rows]
-    null = null_model(sub, mf.response, group, method=method, conf_level=conf_level)
+    if null is None:
+        sub = data.iloc[mf.rows]
+        null = null_model(sub, mf.response, group, method=method, conf_level=conf_level)
+    elif not isinstance(null, NullModelResult) or null.method != method or (
+        null.n_obs != mf.n_obs or null.outcome != mf.response
+    ):
+        raise ValueError(
+            "`null` must be the null_model() result of the same outcome, rows and method; "
+            f"got {type(null).__name__}"
+            + (f" ({null.outcome!r}, {null.n_obs} rows, {null.method!r})"
+               if isinstance(null, NullModelResult) else "")
+        )
     n = np.bincount(codes, minlength=J)
     return MeansAsOutcomesResult(
         formula=mf.formula,

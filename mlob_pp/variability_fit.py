@@ -20,7 +20,8 @@ optimizer choice and a check of the answer:
   report convergence, and L-BFGS can collapse the between variance to 0 with an infinite
   log-likelihood (both seen on a balanced 160 x 70 design). The derivative-free Powell and
   Nelder-Mead searches were exact there. We therefore run **Powell** and
-  **Nelder-Mead** independently (``ftol = 1e-10``) and keep the fit with the larger *finite*
+  **Nelder-Mead** (``ftol = 1e-10``; independently for random-intercept models, restarted from
+  Powell's optimum with random slopes) and keep the fit with the larger *finite*
   log-likelihood; both log-likelihoods, their spread and the gradient norm at the optimum are
   recorded in ``optimizer``. The converged flags are recorded but never trusted on their own.
 * Fixed-effect standard errors are the GLS ones, :math:`(\sum_j X_j' V_j^{-1} X_j)^{-1}` at the
@@ -28,7 +29,9 @@ optimizer choice and a check of the answer:
   from lme4 by up to 0.5 % on HSB).
 * Random effects (empirical-Bayes / BLUP) :math:`\hat u_j = G Z_j' V_j^{-1}(y_j - X_j\hat\beta)`
   with the comparative covariance :math:`G - G Z_j' P_j Z_j G`, which also accounts for the
-  uncertainty of :math:`\hat\beta` (Henderson 1975).
+  uncertainty of :math:`\hat\beta`, and the cross-covariance with :math:`\hat\beta`
+  (Henderson 1975), so that intervals of group-specific coefficients such as the EB school mean
+  :math:`\hat\gamma_{00} + \hat u_{0j}` are exact.
 
 References
 ----------
@@ -86,7 +89,10 @@ class MixedFit:
     re : ndarray, shape (J, q)
         Empirical-Bayes predictions of the random effects.
     re_cov : ndarray, shape (J, q, q)
-        Comparative covariance of the predictions, Var(u_j - u_hat_j).
+        Comparative covariance of the predictions, Var(u_hat_j - u_j).
+    re_fe_cov : ndarray, shape (J, p, q)
+        Cov(beta_hat - beta, u_hat_j - u_j) = -(X'V^-1X)^-1 X_j'V_j^-1 Z_j G, so that the error
+        of a group-specific coefficient x'beta_hat + z'u_hat_j can be computed.
     singular : bool
         Whether G is singular (a variance on the boundary 0).
     optimizer : dict
@@ -104,6 +110,7 @@ class MixedFit:
     reml: bool
     re: np.ndarray
     re_cov: np.ndarray
+    re_fe_cov: np.ndarray
     singular: bool
     n_obs: int
     n_fe: int
@@ -201,8 +208,12 @@ def fit_mixed(
 
     runs: dict[str, dict] = {}
     best = None
-    for method in OPTIMIZERS:
-        res, msgs = _run(model, reml, method)
+    for k, method in enumerate(OPTIMIZERS):
+        # random intercept: every optimizer starts from statsmodels' default (independent
+        # searches); with random slopes (slower, several variance parameters) the second
+        # search restarts from the first one's optimum and confirms or improves it
+        start = best[1].params_object if (k > 0 and Z.shape[1] > 1 and best) else None
+        res, msgs = _run(model, reml, method, start=start)
         llf = float(res.llf) if res is not None else float("nan")
         runs[method] = {
             "llf": llf,
@@ -239,7 +250,7 @@ def fit_mixed(
         w, v = np.linalg.eigh(G)
         w[w <= _SINGULAR_TOL * sigma2] = 0.0
         G = (v * w) @ v.T
-    cov_fe, re, re_cov = _gls(y, X, Z, codes, J, fe, G, sigma2)
+    cov_fe, re, re_cov, re_fe_cov = _gls(y, X, Z, codes, J, fe, G, sigma2)
     return MixedFit(
         fe=fe,
         cov_fe=cov_fe,
@@ -249,6 +260,7 @@ def fit_mixed(
         reml=reml,
         re=re,
         re_cov=re_cov,
+        re_fe_cov=re_fe_cov,
         singular=singular,
         n_obs=int(y.shape[0]),
         n_fe=int(X.shape[1]),
@@ -272,6 +284,7 @@ def _gls(y, X, Z, codes, J, fe, G, sigma2):
     cov_fe = 0.5 * (cov_fe + cov_fe.T)
     re = np.zeros((J, q))
     re_cov = np.zeros((J, q, q))
+    re_fe_cov = np.zeros((J, p, q))
     for j, (Xj, Zj, yj, vx) in enumerate(parts):
         vix, viz, viy = vx[:, :p], vx[:, p : p + q], vx[:, p + q]
         resid_w = viy - vix @ fe  # V^-1 (y - X beta)
@@ -279,7 +292,8 @@ def _gls(y, X, Z, codes, J, fe, G, sigma2):
         # Z' P Z with P = V^-1 - V^-1 X (X'V^-1X)^-1 X' V^-1
         ztpz = Zj.T @ viz - (Zj.T @ vix) @ cov_fe @ (vix.T @ Zj)
         re_cov[j] = G - G @ ztpz @ G
-    return cov_fe, re, re_cov
+        re_fe_cov[j] = -cov_fe @ (vix.T @ Zj) @ G
+    return cov_fe, re, re_cov, re_fe_cov
 
 
 def loglik_random_intercept(

@@ -1,0 +1,395 @@
+"""Tests of the variability analysis (null model, contextual model, Bayesian counterparts).
+
+Reference values and tolerances
+-------------------------------
+* HSB one-way ANOVA, HLM 2 output (shared/data/README.md): rel 1e-4 (reliability and ICC are
+  printed to 3 digits: abs 5e-4; deviance printed to 2 decimals: abs 0.01).
+* Balanced one-way ANOVA, closed-form REML/ML from the mean squares: rel 1e-5.
+* lme4 1.1-31 contextual model on every reference set (shared/reference/outputs/competitors):
+  fixed effects, GLS SEs and variance components rel 1e-5 (a zero variance: abs 1e-8 x
+  sigma2), log-likelihood abs 1e-6. Observed agreement is 4e-7 or better.
+* Published lme4 fit of the HSB intercepts-and-slopes-as-outcomes model (Fox & Weisberg), printed
+  to 4-5 digits: rel 5e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlob_pp
+from mlob_pp.variability import (
+    ContextualResult,
+    Estimate,
+    NullModelResult,
+    SingularFitWarning,
+    contextual_model,
+    means_as_outcomes,
+    null_model,
+)
+from mlob_pp.variability_fit import balanced_anova, fit_mixed, loglik_random_intercept
+
+REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+if not REF.exists():  # pragma: no cover - layout fallback
+    REF = Path("/work/shared/reference")
+COMPETITORS = sorted(p.stem for p in (REF / "outputs" / "competitors").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def hsb() -> pd.DataFrame:
+    return mlob_pp.datasets.load("hsb")
+
+
+@pytest.fixture(scope="module")
+def m0(hsb) -> NullModelResult:
+    return null_model(hsb, "mAch", "school")
+
+
+@pytest.fixture(scope="module")
+def ctx(hsb) -> ContextualResult:
+    return contextual_model(hsb, "mAch ~ ses", "school")
+
+
+def _balanced(rng: np.random.Generator, J: int, n: int, tau: float, sigma: float):
+    u = rng.normal(0.0, tau, J)
+    codes = np.repeat(np.arange(J), n)
+    y = 10.0 + u[codes] + rng.normal(0.0, sigma, J * n)
+    return pd.DataFrame({"y": y, "g": codes}), y, codes
+
+
+# --------------------------------------------------------------------------- HSB (HLM)
+def test_null_model_hsb_reproduces_hlm(m0):
+    assert m0.grand_mean == pytest.approx(12.636972, rel=1e-4)
+    assert m0.grand_mean_se == pytest.approx(0.244412, rel=1e-4)
+    assert m0.tau00 == pytest.approx(8.61431, rel=1e-4)
+    assert m0.sigma2 == pytest.approx(39.14831, rel=1e-4)
+    assert m0.reliability_mean == pytest.approx(0.901, abs=5e-4)
+    assert m0.icc == pytest.approx(0.180, abs=5e-4)
+    # HLM's deviance is -2 x the REML log-likelihood with lme4's constants
+    assert m0.deviance == pytest.approx(47116.79, abs=0.01)
+    assert m0.method == "reml" and m0.tau2 == m0.tau00
+
+
+def test_null_model_loglik_is_checked_independently(hsb, m0):
+    codes = pd.factorize(hsb["school"], sort=True)[0]
+    y = hsb["mAch"].to_numpy()
+    direct = loglik_random_intercept(y, np.ones((y.size, 1)), codes, m0.tau00, m0.sigma2)
+    assert m0.llf == pytest.approx(direct, abs=1e-6)
+    # a local maximum: moving tau00 either way lowers the REML log-likelihood
+    for f in (0.99, 1.01):
+        assert loglik_random_intercept(
+            y, np.ones((y.size, 1)), codes, f * m0.tau00, m0.sigma2
+        ) < direct
+    opt = m0.fit.optimizer
+    assert set(opt["runs"]) == {"powell", "nm"}
+    assert opt["llf_spread"] < 1e-4
+
+
+def test_null_model_derived_quantities(hsb, m0):
+    means = hsb.groupby("school")["mAch"].mean()
+    n = hsb.groupby("school").size()
+    sm = m0.school_means
+    np.testing.assert_allclose(sm["observed_mean"], means.loc[sm.index], rtol=1e-12)
+    np.testing.assert_array_equal(sm["n"], n.loc[sm.index])
+    lam = m0.tau00 / (m0.tau00 + m0.sigma2 / n.loc[sm.index].to_numpy())
+    np.testing.assert_allclose(m0.reliability, lam, rtol=1e-12)
+    # EB mean = grand mean + lambda_j (ybar_j - grand mean); comparative variance includes
+    # the uncertainty of the grand mean (Raudenbush & Bryk 2002, eq. 3.62)
+    eb = m0.grand_mean + lam * (sm["observed_mean"] - m0.grand_mean)
+    np.testing.assert_allclose(sm["eb_mean"], eb, rtol=1e-9)
+    se = np.sqrt(m0.tau00 * (1 - lam) + (1 - lam) ** 2 * m0.grand_mean_se**2)
+    np.testing.assert_allclose(sm["std_error"], se, rtol=1e-8)
+    np.testing.assert_allclose(sm["ci_upper"] - sm["eb_mean"], 1.959963984540054 * se, rtol=1e-8)
+    assert sorted(sm["rank"]) == list(range(1, 161))
+    assert m0.design_effect == pytest.approx(1 + m0.icc * (7185 / 160 - 1), rel=1e-12)
+    assert m0.var_school_means == pytest.approx(np.var(means, ddof=1), rel=1e-12)
+    assert m0.var_school_means > m0.tau00  # the naive variance includes sampling error
+    assert m0.expected_var_school_means == pytest.approx(
+        m0.tau00 + m0.sigma2 * np.mean(1 / n), rel=1e-12
+    )
+
+
+def test_null_model_summary_and_table(m0):
+    text = str(m0.summary())
+    for piece in ("REML criterion = 47116.79", "Random effects:", "Fixed effects:",
+                  "(Intercept)", "Residual", "ICC = 0.1804", "design effect = 8.919",
+                  "Reliability of group means: mean 0.901", "AIC", "BIC", "Std.Dev."):
+        assert piece in text
+    t = m0.table()
+    assert list(t.columns) == ["estimate", "std_error", "ci_lower", "ci_upper", "z", "p_value"]
+    assert list(t.index) == ["grand_mean", "tau2", "sigma2", "icc"]
+    assert t.loc["icc", "estimate"] == pytest.approx(m0.icc)
+
+
+def test_caterpillar_plot(m0):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = m0.plot_caterpillar()
+    assert len(ax.lines) >= 2 and "EB means" in ax.get_title()
+    plt.close(ax.figure)
+
+
+def test_null_model_ml_is_below_reml(hsb, m0):
+    ml = null_model(hsb, "mAch", "school", method="ml")
+    assert ml.method == "ml"
+    assert ml.tau00 < m0.tau00  # ML does not correct for estimating the grand mean
+    assert ml.aic == pytest.approx(-2 * ml.llf + 2 * 3, rel=1e-12)
+    assert ml.bic == pytest.approx(-2 * ml.llf + np.log(7185) * 3, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- closed forms
+@pytest.mark.parametrize("method", ["reml", "ml"])
+@pytest.mark.parametrize(("J", "n", "tau", "sigma"), [(40, 15, 3.0, 6.0), (25, 8, 0.7, 1.0)])
+def test_null_model_matches_balanced_closed_form(method, J, n, tau, sigma):
+    df, y, codes = _balanced(np.random.default_rng(20261121 + J), J, n, tau, sigma)
+    ref = balanced_anova(y, codes)
+    res = null_model(df, "y", "g", method=method)
+    assert res.grand_mean == pytest.approx(ref["grand_mean"], rel=1e-10)
+    assert res.tau00 == pytest.approx(ref[f"tau2_{method}"], rel=1e-5)
+    assert res.sigma2 == pytest.approx(ref[f"sigma2_{method}"], rel=1e-5)
+    assert res.grand_mean_se == pytest.approx(ref[f"grand_mean_se_{method}"], rel=1e-5)
+    closed = loglik_random_intercept(
+        y, np.ones((y.size, 1)), codes, ref[f"tau2_{method}"], ref[f"sigma2_{method}"],
+        reml=method == "reml",
+    )
+    assert res.llf == pytest.approx(closed, abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["reml", "ml"])
+def test_null_model_balanced_160x70_where_default_optimizer_failed(method):
+    df, y, codes = _balanced(np.random.default_rng(1), 160, 70, 3.0, 6.0)
+    ref = balanced_anova(y, codes)
+    res = null_model(df, "y", "g", method=method)
+    assert res.tau00 == pytest.approx(ref[f"tau2_{method}"], rel=1e-5)
+    assert res.sigma2 == pytest.approx(ref[f"sigma2_{method}"], rel=1e-5)
+
+
+def test_balanced_anova_rejects_unbalanced():
+    with pytest.raises(ValueError, match="groups of equal size; got sizes 1..2"):
+        balanced_anova(np.arange(3.0), np.array([0, 0, 1]))
+
+
+# --------------------------------------------------------------------------- lme4 parity
+def _reference(set_id: str):
+    ref = json.loads((REF / "outputs" / "competitors" / f"{set_id}.json").read_text())
+    side = json.loads((REF / "data" / f"{set_id}.json").read_text())
+    data = pd.read_csv(REF / "data" / f"{set_id}.csv")
+    return ref, side, data
+
+
+@pytest.mark.skipif(not COMPETITORS, reason="shared reference outputs not available")
+@pytest.mark.parametrize("set_id", COMPETITORS)
+@pytest.mark.parametrize(("method", "key"), [("reml", "lmer_REML"), ("ml", "lmer_ML")])
+def test_contextual_model_matches_lme4(set_id, method, key):
+    ref, side, data = _reference(set_id)
+    r = ref[key]
+    with warnings.catch_warnings():
+        if r["isSingular"]:
+            warnings.simplefilter("ignore", SingularFitWarning)
+        res = contextual_model(data, side["formula"], side["group"], method=method)
+    fixef = np.array(list(r["fixef"].values()))
+    se = np.array(list(r["se"].values()))
+    assert list(res.fixed.index[:3]) == ["alpha", "beta_w", "beta_b"]
+    assert len(res.fixed.index) == len(fixef)
+    np.testing.assert_allclose(res.fixed["estimate"], fixef, rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(res.fixed["std_error"], se, rtol=1e-5)
+    assert res.beta_b == pytest.approx(r["beta_b"], rel=1e-5)
+    assert res.beta_w == pytest.approx(r["beta_w"], rel=1e-5)
+    assert res.sigma2 == pytest.approx(r["var_residual"], rel=1e-5)
+    if r["isSingular"]:
+        assert res.fit.singular and res.tau2 <= 1e-8 * res.sigma2
+    else:
+        assert res.tau2 == pytest.approx(r["var_group_intercept"], rel=1e-5)
+    assert res.llf == pytest.approx(r["logLik"], abs=1e-6)
+
+
+def test_singular_fit_warns():
+    _, side, data = _reference("S07")
+    with pytest.warns(SingularFitWarning, match="between-group variance is estimated at the"):
+        res = contextual_model(data, side["formula"], side["group"])
+    assert res.tau2 == 0.0
+    assert "boundary (singular) fit" in str(res.summary())
+
+
+# --------------------------------------------------------------------------- contextual model
+def test_contextual_model_hsb(hsb, ctx):
+    # Raudenbush & Bryk (2002), ch. 4 (contextual model with group-mean-centred SES):
+    # within slope 2.191, between slope 5.866, contextual effect 3.675
+    assert ctx.beta_w == pytest.approx(2.191, abs=5e-4)
+    assert ctx.beta_b == pytest.approx(5.866, abs=5e-4)
+    assert float(ctx.beta_c) == pytest.approx(ctx.beta_b - ctx.beta_w, rel=1e-12)
+    v = ctx.cov_fe
+    se_c = np.sqrt(v.loc["beta_b", "beta_b"] + v.loc["beta_w", "beta_w"]
+                   - 2 * v.loc["beta_b", "beta_w"])
+    assert ctx.beta_c.std_error == pytest.approx(se_c, rel=1e-12)
+    assert ctx.beta_c_se == ctx.beta_c.se
+    assert ctx.beta_w_se == pytest.approx(ctx.fixed.loc["beta_w", "std_error"])
+    # the split is a reparametrisation of mAch ~ ses + meanses, whose meanses slope is beta_c
+    codes = pd.factorize(hsb["school"], sort=True)[0]
+    X = np.column_stack([np.ones(len(hsb)), hsb["ses"], hsb["meanses"]])
+    alt = fit_mixed(hsb["mAch"].to_numpy(), X, codes)
+    assert alt.fe[2] == pytest.approx(float(ctx.beta_c), rel=1e-5)
+    assert np.sqrt(alt.cov_fe[2, 2]) == pytest.approx(ctx.beta_c.std_error, rel=1e-5)
+    t = ctx.table()
+    assert list(t.index) == ["alpha", "beta_w", "beta_b", "beta_c", "tau2", "sigma2"]
+    text = str(ctx.summary())
+    assert "beta_c" in text and "Contextual model" in text and "Corr" not in text
+
+
+@pytest.fixture(scope="module")
+def slopes(hsb) -> ContextualResult:
+    df = hsb.assign(catholic=(hsb["sector"] == "Catholic").astype(float))
+    return contextual_model(df, "mAch ~ ses + catholic", "school", random_slope=True,
+                            slope_predictors=["meanses", "catholic"])
+
+
+def test_intercepts_and_slopes_as_outcomes_matches_published_lme4(slopes):
+    # lmer(mAch ~ meanses*cses + sector*cses + (cses | school), Hsb82), REML, as printed by
+    # Fox & Weisberg (2018), "Mixed-effects models in R", appendix to An R Companion to
+    # Applied Regression, 3rd ed. (the Raudenbush & Bryk 2002 table 4.5 model)
+    res = slopes
+    expected = {
+        "alpha": (12.1279, 0.1993),
+        "beta_w": (2.9450, 0.1556),
+        "beta_b": (5.3329, 0.3692),
+        "gamma_catholic": (1.2266, 0.3063),
+        "gamma_ses_within:meanses": (1.0392, 0.2989),
+        "gamma_ses_within:catholic": (-1.6427, 0.2398),
+    }
+    assert list(res.fixed.index) == list(expected)
+    for name, (est, se) in expected.items():
+        assert res.fixed.loc[name, "estimate"] == pytest.approx(est, rel=5e-4, abs=1e-4)
+        assert res.fixed.loc[name, "std_error"] == pytest.approx(se, rel=5e-4, abs=1e-4)
+    g = res.cov_re.to_numpy()
+    assert np.sqrt(g[0, 0]) == pytest.approx(1.5426, abs=1e-4)
+    # printed 0.3179; Powell, Nelder-Mead and BFGS all end at 0.31814 with the same
+    # log-likelihood (to 1e-9): the slope variance is weakly identified
+    assert np.sqrt(g[1, 1]) == pytest.approx(0.3179, abs=5e-4)
+    assert g[0, 1] / np.sqrt(g[0, 0] * g[1, 1]) == pytest.approx(0.39, abs=5e-3)
+    assert np.sqrt(res.sigma2) == pytest.approx(6.0598, abs=1e-4)
+    assert "Corr" in str(res.summary())
+    assert list(res.random_effects.columns) == [
+        "u_(Intercept)", "u_ses_within", "se_(Intercept)", "se_ses_within"
+    ]
+
+
+def test_means_as_outcomes(hsb, m0):
+    mo = means_as_outcomes(hsb, "mAch ~ meanses", "school", null=m0)
+    # Raudenbush & Bryk (2002), section 4.4: gamma_01 = 5.863, tau00 = 2.64, 69 % explained
+    assert mo.fixed.loc["gamma_meanses", "estimate"] == pytest.approx(5.863, abs=1e-3)
+    assert mo.tau00 == pytest.approx(2.64, abs=5e-3)
+    assert mo.explained == pytest.approx(0.69, abs=5e-3)
+    assert mo.null.tau00 == pytest.approx(m0.tau00, rel=1e-9)
+    assert mo.explained == pytest.approx((m0.tau00 - mo.tau00) / m0.tau00, rel=1e-12)
+    assert "proportion explained" in str(mo.summary())
+    with pytest.raises(ValueError, match="`formula` term 'ses' varies within 160 groups"):
+        means_as_outcomes(hsb, "mAch ~ ses", "school")
+    with pytest.raises(ValueError, match="`null` must be the null_model.* 'mAch', 7185 rows, 'reml'"):
+        means_as_outcomes(hsb, "mAch ~ meanses", "school", method="ml", null=m0)
+
+
+def test_random_slope_fit_nests_random_intercept(hsb, slopes):
+    df = hsb.assign(catholic=(hsb["sector"] == "Catholic").astype(float))
+    ri = contextual_model(df, "mAch ~ ses + catholic", "school",
+                          slope_predictors=["meanses", "catholic"])
+    assert slopes.random_slope and slopes.cov_re.shape == (2, 2)
+    assert not ri.random_slope and ri.cov_re.shape == (1, 1)
+    assert slopes.llf >= ri.llf - 1e-8
+    assert list(slopes.fixed.index) == list(ri.fixed.index)
+
+
+# --------------------------------------------------------------------------- small pieces
+def test_estimate_behaves_as_float():
+    b = Estimate(1.5, 0.25)
+    assert b + 1 == 2.5 and b.se == 0.25 and b.z == 6.0
+    assert b.p_value == pytest.approx(1.9731752900753e-09, rel=1e-9)
+    assert b.ci(0.95) == pytest.approx((1.5 - 1.959963984540054 * 0.25,
+                                        1.5 + 1.959963984540054 * 0.25))
+    c = pickle.loads(pickle.dumps(b))
+    assert c == b and c.std_error == 0.25
+    assert repr(b) == "Estimate(1.5, std_error=0.25)"
+
+
+def test_fit_mixed_records_optimizers():
+    rng = np.random.default_rng(3)
+    codes = np.repeat(np.arange(12), 6)
+    y = rng.normal(size=72) + rng.normal(size=12)[codes]
+    fit = fit_mixed(y, np.ones((72, 1)), codes)
+    assert fit.optimizer["method"] in ("powell", "nm")
+    assert np.isfinite(fit.llf) and fit.n_params == 3
+
+
+# --------------------------------------------------------------------------- errors
+@pytest.fixture(scope="module")
+def small() -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(6), 5)
+    x = rng.normal(size=30) + rng.normal(size=6)[g]
+    return pd.DataFrame({"y": x + rng.normal(size=30), "x": x, "g": g, "s": ["a"] * 30,
+                         "w": np.arange(6.0)[g], "c": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"data": [1, 2]}, TypeError, "`data` must be a pandas DataFrame; got list"),
+        ({"outcome": 3}, TypeError, "`outcome` must be the name of a column .* got 3"),
+        ({"outcome": "nope"}, ValueError, "`outcome` column 'nope' is not in data"),
+        ({"group": "nope"}, ValueError, "`group` column 'nope' is not in data"),
+        ({"outcome": "s"}, TypeError, "`outcome` column 's' must be numeric; got dtype"),
+        ({"method": "REML"}, ValueError, "`method` must be one of 'reml', 'ml'; got 'REML'"),
+        ({"conf_level": 95}, ValueError, "`conf_level` must be strictly between 0 and 1"),
+        ({"group": "s"}, ValueError, "at least 2 distinct groups; got 1"),
+        ({"outcome": "w"}, ValueError, "outcome 'w' does not vary within groups"),
+    ],
+)
+def test_null_model_errors(small, kwargs, exc, match):
+    args = {"data": small, "outcome": "y", "group": "g"} | kwargs
+    with pytest.raises(exc, match=match):
+        null_model(args.pop("data"), args.pop("outcome"), args.pop("group"), **args)
+
+
+def test_null_model_missing_and_singletons(small):
+    bad = small.copy()
+    bad.loc[3, "y"] = np.nan
+    with pytest.raises(ValueError, match="`outcome` column 'y' has 1 missing values; drop"):
+        null_model(bad, "y", "g")
+    one = pd.DataFrame({"y": [1.0, 2.0, 3.0], "g": [1, 2, 3]})
+    with pytest.raises(ValueError, match="one row per group; the within-group variance"):
+        null_model(one, "y", "g")
+
+
+@pytest.mark.parametrize(
+    ("formula", "kwargs", "exc", "match"),
+    [
+        ("y ~ w", {}, ValueError, "the target 'w' does not vary within groups"),
+        ("y ~ x", {"random_slope": 1}, TypeError, "`random_slope` must be True or False"),
+        ("y ~ x", {"slope_predictors": "w"}, TypeError, "`slope_predictors` must be a list"),
+        ("y ~ x", {"slope_predictors": ["x"]}, ValueError,
+         "`slope_predictors` term 'x' varies within 6 groups"),
+        ("y ~ x + w", {"slope_predictors": ["q"]}, ValueError,
+         "`slope_predictors` column 'q' is not in data"),
+        ("y ~ x + c", {}, ValueError, "design is rank deficient .* alpha, beta_w, beta_b, gamma_c"),
+        ("y ~ x", {"method": "bayes"}, ValueError, "`method` must be one of 'reml', 'ml'"),
+        ("y ~ nope", {}, ValueError, "`formula` uses column"),
+    ],
+)
+def test_contextual_model_errors(small, formula, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        contextual_model(small, formula, "g", **kwargs)
+
+
+def test_contextual_model_constant_group_means():
+    df = pd.DataFrame({"y": np.arange(8.0) ** 1.5, "x": [0.0, 1.0] * 4, "g": np.repeat([1, 2], 4)})
+    with pytest.raises(ValueError, match="group means of the target 'x' are all equal"):
+        contextual_model(df, "y ~ x", "g")
