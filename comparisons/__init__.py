@@ -8,12 +8,20 @@ one layout (see :mod:`mlob_pp.comparisons.convert` and ``docs/architecture_commo
 >>> compare(results)  # doctest: +SKIP
 
 Names are imported on first access, so ``import mlob_pp.comparisons`` imports neither PyMC nor
-ArviZ nor matplotlib.
+ArviZ nor matplotlib (nor xarray).
+
+The function :func:`compare` shares its name with the module ``mlob_pp.comparisons.compare``
+that defines it. Python's import system would rebind ``mlob_pp.comparisons.compare`` to that
+module as soon as it is imported; the package's module type below keeps the name bound to the
+function (the module stays reachable as ``sys.modules["mlob_pp.comparisons.compare"]`` and by
+``from mlob_pp.comparisons.compare import ...``).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 # public name -> module that defines it (imported on first access)
@@ -42,6 +50,24 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*__all__, *globals()})
+
+
+class _Package(types.ModuleType):
+    """Module type of ``mlob_pp.comparisons``: ``compare`` is always the function."""
+
+    @property
+    def compare(self) -> Any:
+        """:func:`mlob_pp.comparisons.compare.compare` (imported on first access)."""
+        return importlib.import_module("mlob_pp.comparisons.compare").compare
+
+    @compare.setter
+    def compare(self, value: Any) -> None:
+        # the import system binds the submodule here after loading it: keep the function
+        if not isinstance(value, types.ModuleType):
+            raise AttributeError("mlob_pp.comparisons.compare cannot be reassigned")
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:  # pragma: no cover

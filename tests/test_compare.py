@@ -143,3 +143,12 @@ def test_compare_table_is_a_dataframe_that_pivots(results):
     table = compare(results, var_names=["beta_b"])
     wide = table["estimate"].unstack("estimator")
     assert isinstance(wide, pd.DataFrame) and wide.shape == (1, 4)
+
+
+def test_compare_name_is_the_function_even_after_importing_the_module():
+    import mlob_pp.comparisons
+    import mlob_pp.comparisons.compare  # noqa: F401  (binds the submodule name on import)
+    from mlob_pp.comparisons import compare as fn
+
+    assert callable(fn) and fn.__name__ == "compare"
+    assert mlob_pp.comparisons.compare is fn

@@ -328,3 +328,16 @@ def test_import_has_no_pymc():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_from_ml_real_result(hsb_small):
+    import mlob_pp
+
+    ml = mlob_pp.fit_ml("mAch ~ ses + minrty + sx", hsb_small, "school")
+    dt = from_ml(ml, chains=2, draws=20, random_seed=0)
+    assert dt["posterior"]["term"].values.tolist() == ["minrtyYes", "sxMale"]
+    for name in ("beta_b", "beta_w", "beta_c", "tau2", "sigma2", "icc_x"):
+        np.testing.assert_allclose(dt["point_estimate"][name].item(), ml.coef[name])
+        np.testing.assert_allclose(dt["point_estimate/std_error"][name].item(), ml.se[name])
+    assert dt["log_likelihood"]["loglik"].item() == pytest.approx(ml.loglik)
+    assert dt.attrs["n_obs"] == ml.n_obs
