@@ -1,0 +1,236 @@
+"""Tests of mlob_pp.bootstrap: generator, compiled refit, intervals, seeding, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlob_pp.bootstrap import (
+    BootstrapResult,
+    GeneratingModel,
+    bootstrap_batch,
+    bootstrap_interval,
+    fit_generating_model,
+    parametric_bootstrap,
+    refit,
+    simulate_bootstrap,
+)
+from mlob_pp.comparisons.simulate import simulate_batch
+from mlob_pp.estimator import mlob_batch
+
+
+def _cell(**kw):
+    p = dict(icc_x=0.1, J=20, n=15, beta_b=0.5, beta_w=0.2, gamma=0.3, rho_c=0.4, tau2=0.1,
+             sigma2=0.6)
+    p.update(kw)
+    return p
+
+
+@pytest.fixture
+def data(rng):
+    y, x, c = simulate_batch(_cell(), 1, rng)
+    return y[0], x[0], c[0]
+
+
+# --------------------------------------------------------------------- compiled refit
+@pytest.mark.parametrize("mode", ["r", "stable"])
+@pytest.mark.parametrize(("J", "n", "icc"), [(10, 5, 0.05), (20, 15, 0.3), (40, 30, 0.1),
+                                             (6, 2, 0.05)])
+def test_refit_equals_core(rng, mode, J, n, icc):
+    y, x, c = simulate_batch(_cell(J=J, n=n, icc_x=icc), 300, rng)
+    core = mlob_batch(y, x, c, mode=mode, warn=False)
+    b, bml, g = refit(y, x, c, mode=mode)
+    np.testing.assert_array_equal(b, core.beta_b)
+    np.testing.assert_array_equal(bml, core.beta_b_ml)
+    np.testing.assert_array_equal(g, core.gamma)
+
+
+def test_refit_equals_core_without_covariates_and_degenerate(rng):
+    y, x, _ = simulate_batch(_cell(J=8, n=4), 200, rng)
+    y[0] = 1.0  # constant outcome: degenerate branch (R returns beta_b = 0)
+    for mode in ("r", "stable"):
+        core = mlob_batch(y, x, mode=mode, warn=False)
+        b, bml, g = refit(y, x, mode=mode)
+        np.testing.assert_array_equal(b, core.beta_b)
+        assert g.shape == (200, 0)
+
+
+def test_refit_stable_equals_core_for_j5(rng):
+    # R's bit emulation (mode="r", J = 3, 5) is not applied to refits; "stable" is exact
+    y, x, c = simulate_batch(_cell(J=5, n=15), 200, rng)
+    core = mlob_batch(y, x, c, mode="stable", warn=False)
+    np.testing.assert_array_equal(refit(y, x, c, mode="stable")[0], core.beta_b)
+
+
+# --------------------------------------------------------------------- generator
+def test_generator_recovers_parameters():
+    truth = GeneratingModel(
+        mu_x=0.3, tau2_x=0.4, sigma2_x=0.8, alpha=0.1, beta_b=0.6, beta_w=0.2, tau2=0.15,
+        sigma2=0.5, gamma=np.array([0.3]), phi_b=np.array([0.5]), phi_w=np.array([0.4]),
+        c_resid=np.random.default_rng(3).normal(0, 0.9, size=(2000, 20, 1)), center="mlob",
+    )
+    y, x, c = simulate_bootstrap(truth, 1, np.random.default_rng(4))
+    est = fit_generating_model(y[0], x[0], c[0], center="ml")
+    tol = {"mu_x": 0.05, "tau2_x": 0.04, "sigma2_x": 0.02, "beta_b": 0.04, "beta_w": 0.02,
+           "tau2": 0.02, "sigma2": 0.02, "alpha": 0.06}
+    for name, atol in tol.items():
+        assert getattr(est, name) == pytest.approx(getattr(truth, name), abs=atol), name
+    np.testing.assert_allclose(est.gamma, truth.gamma, atol=0.01)
+    np.testing.assert_allclose(est.phi_b, truth.phi_b, atol=0.05)
+    np.testing.assert_allclose(est.phi_w, truth.phi_w, atol=0.01)
+    assert not any(est.truncated.values())
+
+
+def test_generator_keeps_shape_and_fixed_covariate_residual(data):
+    y, x, c = data
+    model = fit_generating_model(y, x, c)
+    assert model.shape == (20, 15, 1)
+    yb, xb, cb = simulate_bootstrap(model, 7, np.random.default_rng(1))
+    assert yb.shape == xb.shape == (7, 20, 15) and cb.shape == (7, 20, 15, 1)
+    # the covariate minus its regression on x is the same in every bootstrap data set
+    xbar = xb.mean(axis=2, keepdims=True)
+    resid = (cb[..., 0] - model.phi_b[0] * (xbar - xbar.mean(axis=1, keepdims=True))
+             - model.phi_w[0] * (xb - xbar))
+    np.testing.assert_allclose(resid, np.broadcast_to(model.c_resid[..., 0], resid.shape),
+                               atol=1e-12)
+    # the data set's own decomposition reproduces the covariates exactly
+    xbar0 = x.mean(axis=1, keepdims=True)
+    back = (model.c_resid[..., 0] + model.phi_b[0] * (xbar0 - xbar0.mean())
+            + model.phi_w[0] * (x - xbar0))
+    np.testing.assert_allclose(back, c[..., 0], atol=1e-12)
+
+
+def test_generator_truncates_negative_between_variance(rng):
+    x = rng.normal(size=(6, 10))
+    x -= x.mean(axis=1, keepdims=True)  # identical group means: tau_x < 0
+    y = 0.3 * x + rng.normal(size=(6, 10))
+    model = fit_generating_model(y, x)
+    assert model.truncated["tau2_x"]
+    assert model.tau2_x == pytest.approx(0.05 * model.sigma2_x / 10)
+    assert model.tau2 > 0 and model.sigma2 > 0
+
+
+# --------------------------------------------------------------------- intervals
+def test_intervals_on_normal_draws():
+    draws = np.random.default_rng(0).normal(1.0, 2.0, size=(1, 200_000))
+    lo, hi = bootstrap_interval(draws, 1.0, 0.95, "percentile")
+    assert lo[0] == pytest.approx(1.0 - 1.96 * 2.0, abs=0.03)
+    assert hi[0] == pytest.approx(1.0 + 1.96 * 2.0, abs=0.03)
+    # z0 = 0 at the median: bc equals percentile
+    blo, bhi = bootstrap_interval(draws, np.median(draws), 0.95, "bc")
+    assert blo[0] == pytest.approx(lo[0], abs=1e-3) and bhi[0] == pytest.approx(hi[0], abs=1e-3)
+    # basic reflects the percentile interval about the estimate
+    rlo, rhi = bootstrap_interval(draws, 2.0, 0.95, "basic")
+    assert rlo[0] == pytest.approx(4.0 - hi[0]) and rhi[0] == pytest.approx(4.0 - lo[0])
+
+
+def test_bc_shifts_towards_estimate():
+    # draws centred below the estimate (shrinkage): bc moves the interval up
+    draws = np.random.default_rng(0).normal(0.0, 1.0, size=(1, 100_000))
+    plo, phi = bootstrap_interval(draws, 0.5, 0.95, "percentile")
+    blo, bhi = bootstrap_interval(draws, 0.5, 0.95, "bc")
+    assert blo[0] > plo[0] and bhi[0] > phi[0]
+    # z0 = Phi^-1(P(draw < 0.5)) = 0.5: quantiles Phi(1 -+ 1.96) of N(0, 1), i.e. 1 -+ 1.96
+    assert blo[0] == pytest.approx(1.0 - 1.96, abs=0.05)
+    assert bhi[0] == pytest.approx(1.0 + 1.96, abs=0.05)
+
+
+# --------------------------------------------------------------------- front end
+def test_parametric_bootstrap_result(data):
+    y, x, c = data
+    res = parametric_bootstrap(y, x, c, n_boot=300, random_state=1)
+    assert isinstance(res, BootstrapResult)
+    assert res.interval == "bc" and res.n_boot == 300 and res.n_failed == 0
+    assert res.draws_beta_b.shape == (300,) and res.draws_gamma.shape == (300, 1)
+    assert res.estimate == mlob_batch(y, x, c, warn=False).beta_b[0]
+    assert res.ci_lower < res.estimate < res.ci_upper
+    assert res.se_beta_b == pytest.approx(np.std(res.draws_beta_b, ddof=1))
+    assert res.ci_lower_gamma[0] < res.gamma[0] < res.ci_upper_gamma[0]
+    assert 0.01 < res.se_gamma[0] < 0.1
+    assert "bc interval" in str(res) and "bc, n_boot=300" in res.method
+
+
+def test_seed_reproducible_and_independent_of_n_jobs(data):
+    y, x, c = data
+    a = parametric_bootstrap(y, x, c, n_boot=600, random_state=7)
+    b = parametric_bootstrap(y, x, c, n_boot=600, random_state=7, n_jobs=2)
+    c2 = parametric_bootstrap(y, x, c, n_boot=600, random_state=np.random.default_rng(7))
+    d = parametric_bootstrap(y, x, c, n_boot=600, random_state=8)
+    np.testing.assert_array_equal(a.draws_beta_b, b.draws_beta_b)
+    assert (a.ci_lower, a.ci_upper) == (b.ci_lower, b.ci_upper)
+    assert not np.array_equal(a.draws_beta_b, d.draws_beta_b)
+    assert np.isfinite(c2.se_beta_b)
+
+
+def test_interval_methods_share_draws(data):
+    y, x, c = data
+    res = {m: parametric_bootstrap(y, x, c, n_boot=200, random_state=3, interval=m)
+           for m in ("bc", "percentile", "basic")}
+    np.testing.assert_array_equal(res["bc"].draws_beta_b, res["basic"].draws_beta_b)
+    lo, hi = bootstrap_interval(res["bc"].draws_beta_b, res["bc"].estimate, 0.95, "percentile")
+    assert (res["percentile"].ci_lower, res["percentile"].ci_upper) == (lo, hi)
+
+
+def test_without_covariates_and_stable_mode(rng):
+    y, x, _ = simulate_batch(_cell(J=5, n=5), 1, rng)
+    res = parametric_bootstrap(y[0], x[0], n_boot=100, random_state=1, mode="stable",
+                               center="ml")
+    assert res.gamma.shape == (0,) and res.draws_gamma.shape == (100, 0)
+    assert res.center == "ml" and res.mode == "stable"
+
+
+def test_bootstrap_batch_matches_shapes(rng):
+    y, x, c = simulate_batch(_cell(J=10, n=5), 4, rng)
+    out = bootstrap_batch(y, x, c, n_boot=50, random_state=1, max_elements=1000)
+    assert out["draws_beta_b"].shape == (4, 50)
+    np.testing.assert_array_equal(out["beta_b"], mlob_batch(y, x, c, warn=False).beta_b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"n_boot": 0}, ValueError, r"`n_boot` must be an integer >= 1; got 0"),
+        ({"n_boot": 2.5}, TypeError, r"`n_boot` must be an integer; got 2.5"),
+        ({"interval": "bca"}, ValueError,
+         r"`interval` must be one of 'bc', 'percentile', 'basic'; got 'bca'"),
+        ({"center": "mean"}, ValueError, r"`center` must be one of 'mlob', 'ml'; got 'mean'"),
+        ({"mode": "R"}, ValueError, r"`mode` must be one of 'r', 'stable'; got 'R'"),
+        ({"n_jobs": 3}, ValueError, r"`n_jobs` must be 1 or 2 \(this machine has 2 cores\); "
+                                    r"got 3"),
+        ({"conf_level": 95}, ValueError, r"`conf_level` must be strictly between 0 and 1"),
+        ({"random_state": -1}, ValueError,
+         r"`random_state` must be a non-negative integer seed; got -1"),
+        ({"random_state": "a"}, TypeError, r"`random_state` must be None, an int, a numpy "
+                                           r"Generator or mlob_pp.RRandom; got str"),
+    ],
+)
+def test_errors(data, kwargs, exc, match):
+    y, x, c = data
+    with pytest.raises(exc, match=match):
+        parametric_bootstrap(y, x, c, **kwargs)
+
+
+def test_shape_errors(data):
+    y, x, c = data
+    with pytest.raises(ValueError, match=r"`x` and `y` must be arrays of the same shape \(J, n\)"):
+        parametric_bootstrap(y[None], x[None])
+    with pytest.raises(ValueError, match=r"`covariates` must have shape \(J, n, k\) matching x"):
+        parametric_bootstrap(y, x, c[:3])
+    with pytest.raises(ValueError, match=r"need at least 2 groups of at least 2 members"):
+        parametric_bootstrap(y[:1], x[:1])
+    y2 = y.copy()
+    y2[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"`y` contains non-finite values"):
+        parametric_bootstrap(y2, x, c)
+
+
+# --------------------------------------------------------------------- calibration
+@pytest.mark.slow
+def test_coverage_sanity_one_cell():
+    """200 replications of J = 20, n = 15, ICC 0.3: default interval covers 90-99 %."""
+    p = _cell(J=20, n=15, icc_x=0.3)
+    y, x, c = simulate_batch(p, 200, np.random.default_rng(11))
+    out = bootstrap_batch(y, x, c, n_boot=200, random_state=12)
+    lo, hi = bootstrap_interval(out["draws_beta_b"], out["beta_b"], 0.95, "bc")
+    cover = np.mean((lo <= 0.5) & (0.5 <= hi))
+    assert 0.90 <= cover <= 0.99
