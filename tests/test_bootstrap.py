@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mlob_pp.comparisons.simulate import simulate_batch
 
 from mlob_pp.bootstrap import (
     BootstrapResult,
@@ -15,7 +16,6 @@ from mlob_pp.bootstrap import (
     refit,
     simulate_bootstrap,
 )
-from mlob_pp.comparisons.simulate import simulate_batch
 from mlob_pp.estimator import mlob_batch
 
 
