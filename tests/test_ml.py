@@ -28,8 +28,9 @@ FULL_EARLY_STOP = {"S10": 3e-4, "S12": 2e-8}
 # converged; the only warnings are lavaan's notes that a 0/1 dummy has no within variance in
 # some clusters (not a problem of the fit)
 FULL_DUMMY_NOTE = ["hsb82_sub30", "hsb82"]
-# converged with "some estimated ov variances are negative"
-FULL_NEGATIVE = ["U01", "I01"]
+# converged with "some estimated ov variances are negative" (we find the same Heywood case)
+FULL_NEGATIVE = ["S01", "S02", "S03", "S05", "S06", "S07", "U01", "U02", "I01"]
+L2X_NEGATIVE = ["S01", "S07"]
 L2X_CLEAN = ["I01", "N01", "S02", "S03", "S04", "S05", "S06", "S08", "S10", "S12", "U01",
              "U02", "U03", "iris"]
 L2X_DUMMY_NOTE = ["hsb82_sub30", "hsb82"]
@@ -114,14 +115,18 @@ def test_lavaan_parity_where_lavaan_stopped_early(set_id):
         assert res.se[label] == pytest.approx(se_l, rel=2e-3)
 
 
-@pytest.mark.parametrize("set_id", FULL_NEGATIVE)
-def test_lavaan_parity_inadmissible(set_id):
+@pytest.mark.parametrize(
+    ("set_id", "level2"), [(i, True) for i in FULL_NEGATIVE] + [(i, False) for i in L2X_NEGATIVE]
+)
+def test_lavaan_parity_inadmissible(set_id, level2):
     with pytest.warns(InadmissibleWarning, match="tau2 = -"):
-        res, lav, table = _fit_like_lavaan(set_id, True)
+        res, lav, table = _fit_like_lavaan(set_id, level2)
     assert "ov variances are negative" in str(lav["warnings"])
     assert res.coef["tau2"] < 0 and "tau2" in res.inadmissible
     est, se = _max_rel(res, table)
-    assert est < EST_RTOL and se < SE_RTOL
+    # S05: lavaan's own convergence (our loglik is 1e-9 higher) limits the agreement
+    assert est < (3e-4 if set_id == "S05" else EST_RTOL), (set_id, est)
+    assert se < SE_RTOL, (set_id, se)
     assert res.loglik == pytest.approx(lav["logLik"], rel=LOGLIK_RTOL)
 
 
