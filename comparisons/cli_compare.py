@@ -165,13 +165,18 @@ def _balancing_report(res: Any, data: Any, group: str) -> list[str]:
     dropped = _deleted_groups(res, data, group)
     shown = ", ".join(dropped[:20]) + (" ..." if len(dropped) > 20 else "")
     share = 100 * bal["rows_deleted"] / n_input
+    n_dropped = int(bal.get("groups_deleted", len(dropped)))
     lines = [
         f"  balancing: group sizes {int(sizes.min())}-{int(sizes.max())}; MLOB needs equal "
         f"sizes, target {bal.get('target_group_size')} rows per group",
         f"  deleted {bal['rows_deleted']} of {n_input} rows ({share:.1f}%): "
-        f"{bal.get('groups_deleted', len(dropped))} whole groups smaller than the target"
-        + (f" ({group} {shown})" if dropped else "")
-        + ", and the surplus rows of larger groups drawn at random",
+        + (
+            f"{n_dropped} whole groups smaller than the target"
+            + (f" ({group} {shown})" if dropped else "")
+            + ", and the surplus rows of larger groups drawn at random"
+            if n_dropped
+            else "the surplus rows of groups larger than the target, drawn at random"
+        ),
         f"  MLOB averaged over {bal.get('n_balance', 1)} random balancings; "
         f"it used {res.n_obs} rows in {res.n_groups} groups (ML and MCMC use all {n_input})",
     ]
