@@ -41,7 +41,7 @@ _LAZY: dict[str, str] = {
     "contextual_model": "mlob_pp.variability",
 }
 
-_SUBMODULES = {"datasets", "models", "comparisons"}
+_SUBMODULES = {"datasets", "models", "comparisons", "validate"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
