@@ -30,8 +30,8 @@ The modelled vector may be a linear transform :math:`z = A x` of the raw data ve
 :math:`A`, :math:`\mu`, :math:`\Sigma_W`, :math:`\Sigma_B` functions of the structural
 parameters. The gradient is analytic in :math:`(A, \mu, \Sigma_W, \Sigma_B)` and chained through
 the Jacobian of those moments; the moments of the models in :mod:`mlob_pp.ml` are polynomials of
-degree at most two in the parameters, so that Jacobian is computed exactly by central
-differences.
+degree at most two in each single parameter (such as :math:`\beta_w^2 \sigma^2_X`), so central
+differences along each coordinate give that Jacobian exactly (up to rounding).
 
 References
 ----------
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SuffStats", "suff_stats", "Moments", "loglik", "loglik_grad", "expected_info"]
+__all__ = ["SuffStats", "suff_stats", "Moments", "loglik", "loglik_grad", "moment_jacobian"]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
 
@@ -201,7 +201,10 @@ def _moment_grad(stats: SuffStats, m: Moments) -> np.ndarray | None:
 def moment_jacobian(
     implied: Callable[[np.ndarray], Moments], theta: np.ndarray, scale: np.ndarray
 ) -> np.ndarray:
-    """Jacobian of ``implied(theta).flat()`` by central differences (exact for quadratics)."""
+    """Return the Jacobian of ``implied(theta).flat()`` by central differences.
+
+    Exact (up to rounding) when every moment is at most quadratic in each single parameter.
+    """
     cols = []
     for k in range(theta.shape[0]):
         h = scale[k]
@@ -227,37 +230,3 @@ def loglik_grad(
     g = _moment_grad(stats, m)
     jac = moment_jacobian(implied, theta, scale)
     return value, jac.T @ g
-
-
-def expected_info(
-    stats: SuffStats,
-    implied: Callable[[np.ndarray], Moments],
-    theta: np.ndarray,
-    scale: np.ndarray,
-) -> np.ndarray:
-    r"""Return the expected (Fisher) information (the transform must not depend on theta).
-
-    Within part :math:`\\tfrac{N-J}{2}\\operatorname{tr}(\\Sigma_W^{-1} d\\Sigma_W
-    \\Sigma_W^{-1} d\\Sigma_W)`, between part per group
-    :math:`\\tfrac12 \\operatorname{tr}(V^{-1} dV V^{-1} dV) + n\\, d\\mu^\\top V^{-1} d\\mu`.
-    """
-    m = implied(theta)
-    q = m.mu.shape[0]
-    p = m.transform.shape[1]
-    jac = moment_jacobian(implied, theta, scale)
-    off = q * p
-    d_mu = jac[off : off + q]
-    d_w = jac[off + q : off + q + q * q].reshape(q, q, -1)
-    d_b = jac[off + q + q * q :].reshape(q, q, -1)
-    inv_w = np.linalg.inv(m.sigma_w)
-    n, jc = stats.sizes, stats.counts
-    a_w = np.einsum("ab,bck->ack", inv_w, d_w)
-    info = 0.5 * (stats.n_obs - stats.n_groups) * np.einsum("abk,bal->kl", a_w, a_w)
-    for c in range(n.shape[0]):
-        v = m.sigma_w + n[c] * m.sigma_b
-        inv_v = np.linalg.inv(v)
-        a_v = np.einsum("ab,bck->ack", inv_v, d_w + n[c] * d_b)
-        info += jc[c] * (
-            0.5 * np.einsum("abk,bal->kl", a_v, a_v) + n[c] * d_mu.T @ inv_v @ d_mu
-        )
-    return info
