@@ -27,6 +27,7 @@ from mlob_pp.validate import (
     check_int,
     check_positive,
     check_probability,
+    check_random_state,
 )
 
 __all__ = ["mlob"]
@@ -135,7 +136,8 @@ def mlob(
     punish_coeff = check_positive(punish_coeff, "punish_coeff")
     mode = check_choice(mode, "mode", ("r", "stable"))
     n_balance = check_int(n_balance, "n_balance", minimum=1)
-    rng = as_generator(random_state)
+    check_random_state(random_state)  # the generator itself is made only when needed
+    rng = _LazyGenerator(random_state)
 
     mf = parse_formula(formula, data, group, missing=missing)
     plan = plan_balance(mf.group_sizes, punish_coeff)
@@ -233,8 +235,21 @@ def _fit(mf, plan, rng, balancing_limit, n_balance, jackknife, conf_level, mode,
             f"(formula {formula!r}); drop duplicated or derived covariates"
         )
     _warn_flags(res, m)
-    jk = _jackknife(res, Y, X, C, rng, conf_level, mode) if jackknife else None
+    jk = _jackknife(res, Y, X, C, rng.get(), conf_level, mode) if jackknife else None
     return res, jk, plan, kept_sets, J, n, m
+
+
+class _LazyGenerator:
+    """Create the random generator on first use (seeding from OS entropy costs ~50 us)."""
+
+    def __init__(self, random_state: Any) -> None:
+        self.random_state = random_state
+        self._rng: Any = None
+
+    def get(self) -> Any:
+        if self._rng is None:
+            self._rng = as_generator(self.random_state)
+        return self._rng
 
 
 def _seed_repr(random_state: Any) -> Any:
@@ -252,7 +267,8 @@ def _call_string(formula: str, group: str, settings: dict[str, Any]) -> str:
 
 
 def _kept_rows(mf: ModelFrame, plan, rng) -> np.ndarray:
-    kept = np.arange(mf.n_obs) if plan.balanced else draw_balance(mf.group_codes, plan, rng)
+    kept = np.arange(mf.n_obs) if plan.balanced else draw_balance(mf.group_codes, plan,
+                                                                  rng.get())
     # groups are groups: stable sort by group label (R uses row chunks; identical when sorted)
     return kept[np.argsort(mf.group_codes[kept], kind="stable")]
 

@@ -23,6 +23,7 @@ __all__ = [
     "check_choice",
     "check_int",
     "as_generator",
+    "check_random_state",
 ]
 
 
@@ -101,6 +102,23 @@ def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
     return value
 
 
+def check_random_state(random_state: Any, name: str = "random_state") -> None:
+    """Check that `random_state` is None, a non-negative int, a Generator or RRandom."""
+    from mlob_pp.rrandom import RRandom
+
+    if random_state is None or isinstance(random_state, np.random.Generator | RRandom |
+                                          np.random.SeedSequence):
+        return
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"`{name}` must be a non-negative integer seed; got {random_state}")
+        return
+    raise TypeError(
+        f"`{name}` must be None, an int, a numpy Generator or mlob_pp.RRandom; "
+        f"got {type(random_state).__name__}"
+    )
+
+
 def as_generator(random_state: Any, name: str = "random_state") -> Any:
     """Turn `random_state` into a random generator.
 
@@ -110,18 +128,7 @@ def as_generator(random_state: Any, name: str = "random_state") -> Any:
     """
     from mlob_pp.rrandom import RRandom
 
-    if random_state is None or isinstance(random_state, numbers.Integral | np.random.SeedSequence):
-        if isinstance(random_state, bool):
-            raise TypeError(
-                f"`{name}` must be None, an int, a numpy Generator or mlob_pp.RRandom; "
-                f"got {random_state!r}"
-            )
-        if isinstance(random_state, numbers.Integral) and random_state < 0:
-            raise ValueError(f"`{name}` must be a non-negative integer seed; got {random_state}")
-        return np.random.default_rng(random_state)
+    check_random_state(random_state, name)
     if isinstance(random_state, np.random.Generator | RRandom):
         return random_state
-    raise TypeError(
-        f"`{name}` must be None, an int, a numpy Generator or mlob_pp.RRandom; "
-        f"got {type(random_state).__name__}"
-    )
+    return np.random.default_rng(random_state)
