@@ -306,10 +306,8 @@ def _run(args: argparse.Namespace) -> int:
 
     table = compare(results, conf_level=args.conf_level)
     level = f"{100 * args.conf_level:g}%"
-    print(
-        f"\n{formula}  (group {group}, data {label}); {level} intervals; std_error = posterior "
-        "SD for mcmc\n"
-    )
+    note = "; std_error = posterior SD for mcmc" if "mcmc" in results else ""
+    print(f"\n{formula}  (group {group}, data {label}); {level} intervals{note}\n")
     print(_format_table(table))
 
     out.mkdir(parents=True, exist_ok=True)
