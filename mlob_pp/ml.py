@@ -261,8 +261,13 @@ def fit_ml(
     --------
     >>> import mlob_pp
     >>> hsb = mlob_pp.datasets.load("hsb")
-    >>> fit = mlob_pp.fit_ml("mAch ~ ses + minrty + sx", hsb, "school")  # doctest: +SKIP
-    >>> fit.coef["beta_b"]  # doctest: +SKIP
+    >>> fit = mlob_pp.fit_ml("mAch ~ ses + minrty + sx", hsb, "school")
+    >>> print(round(fit.coef["beta_b"], 2), round(fit.se["beta_b"], 2), fit.converged)
+    4.99 0.38 True
+    >>> lav = mlob_pp.fit_ml("mAch ~ ses + minrty + sx", hsb, "school",
+    ...                      covariates="level_specific", fixed_x="lavaan")
+    >>> print(round(lav.coef["beta_b"], 2), round(lav.loglik, 1))
+    5.43 -37364.1
     """
     from mlob_pp.formula import parse_formula
     from mlob_pp.ml_lik import suff_stats
