@@ -390,6 +390,8 @@ def fit_ml(
 
     import scipy
 
+    from mlob_pp import __version__ as mlob_pp_version
+
     return MLResult(
         coef=pd.Series(est, index=labels, name="estimate"),
         se=pd.Series(se, index=labels, name="std_error"),
@@ -421,6 +423,7 @@ def fit_ml(
             "target": mf.target,
             "covariate_names": tuple(mf.covariate_names),
             "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "mlob_pp_version": mlob_pp_version,
             "numpy_version": np.__version__,
             "scipy_version": scipy.__version__,
         },
