@@ -593,12 +593,12 @@ class ContextualResult(_MixedResult):
         return g
 
     def table(self) -> pd.DataFrame:
-        """Return fixed effects, ``beta_c``, ``tau2`` and ``sigma2`` in the common format."""
+        """Return fixed effects, ``beta_c``, ``tau2``, ``sigma2``, ``icc`` in the common format."""
         bc = self.beta_c
         extra = coef_table(
-            ["beta_c", "tau2", "sigma2"],
-            [float(bc), self.tau2, self.sigma2],
-            [bc.std_error, np.nan, np.nan],
+            ["beta_c", "tau2", "sigma2", "icc"],
+            [float(bc), self.tau2, self.sigma2, self.icc],
+            [bc.std_error, np.nan, np.nan, np.nan],
             self.conf_level,
         )
         return pd.concat([self.fixed, extra])
@@ -807,9 +807,9 @@ class MeansAsOutcomesResult(_MixedResult):
         return lam.rename("reliability")
 
     def table(self) -> pd.DataFrame:
-        """Return fixed effects, ``tau2`` and ``sigma2`` in the common format."""
-        extra = coef_table(["tau2", "sigma2"], [self.tau2, self.sigma2], [np.nan, np.nan],
-                           self.conf_level)
+        """Return fixed effects, ``tau2``, ``sigma2`` and ``icc`` in the common format."""
+        extra = coef_table(["tau2", "sigma2", "icc"], [self.tau2, self.sigma2, self.icc],
+                           [np.nan] * 3, self.conf_level)
         return pd.concat([self.fixed, extra])
 
     def summary(self) -> MixedSummary:

@@ -241,7 +241,7 @@ def test_contextual_model_hsb(hsb, ctx):
     assert alt.fe[2] == pytest.approx(float(ctx.beta_c), rel=1e-5)
     assert np.sqrt(alt.cov_fe[2, 2]) == pytest.approx(ctx.beta_c.std_error, rel=1e-5)
     t = ctx.table()
-    assert list(t.index) == ["alpha", "beta_w", "beta_b", "beta_c", "tau2", "sigma2"]
+    assert list(t.index) == ["alpha", "beta_w", "beta_b", "beta_c", "tau2", "sigma2", "icc"]
     text = str(ctx.summary())
     assert "beta_c" in text and "Contextual model" in text and "Corr" not in text
 
@@ -393,3 +393,85 @@ def test_contextual_model_constant_group_means():
     df = pd.DataFrame({"y": np.arange(8.0) ** 1.5, "x": [0.0, 1.0] * 4, "g": np.repeat([1, 2], 4)})
     with pytest.raises(ValueError, match="group means of the target 'x' are all equal"):
         contextual_model(df, "y ~ x", "g")
+
+
+# --------------------------------------------------------------------------- Bayesian (PyMC)
+@pytest.fixture(scope="module")
+def pymc_models():
+    with warnings.catch_warnings():  # pytensor's own import-time deprecations
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import pymc  # noqa: F401
+        from mlob_pp.models import variability as bayes
+    return bayes
+
+
+def _simulated_contextual(seed: int, J: int = 30, n: int = 12) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), n)
+    mx = rng.normal(0.0, 1.0, J)
+    x = mx[g] + rng.normal(0.0, 1.0, J * n)
+    c = rng.normal(size=J * n)
+    xbar = pd.Series(x).groupby(g).transform("mean").to_numpy()
+    y = (1.0 + 0.5 * (x - xbar) + 1.5 * xbar + 0.3 * c + rng.normal(0.0, 0.5, J)[g]
+         + rng.normal(0.0, 1.0, J * n))
+    return pd.DataFrame({"y": y, "x": x, "c": c, "school": [f"s{k:02d}" for k in g]})
+
+
+@pytest.mark.mcmc
+def test_bayesian_null_model_matches_reml(pymc_models):
+    df, _, _ = _balanced(np.random.default_rng(11), 25, 10, 1.0, 2.0)
+    idata = pymc_models.sample_null_model(df, "y", "g", draws=300, tune=300, chains=2,
+                                          random_seed=7)
+    post = idata["posterior"]
+    assert post["school_mean"].dims == ("chain", "draw", "group")
+    assert post["school_mean"].sizes["group"] == 25
+    for name in ("grand_mean", "tau2", "sigma2", "icc"):
+        assert post[name].dims == ("chain", "draw")
+    assert idata.attrs["estimator"] == "mcmc" and idata.attrs["model"] == "null"
+    reml = null_model(df, "y", "g")
+    table = pymc_models.compare_fits({"reml": reml, "mcmc": idata})
+    assert table.index.names == ["parameter", "estimator"]
+    est = table["estimate"].unstack()
+    assert est.loc["grand_mean", "mcmc"] == pytest.approx(est.loc["grand_mean", "reml"],
+                                                          abs=0.3)
+    assert est.loc["sigma2", "mcmc"] == pytest.approx(est.loc["sigma2", "reml"], rel=0.1)
+    assert est.loc["tau2", "mcmc"] == pytest.approx(est.loc["tau2", "reml"], rel=0.6)
+    diag = table.xs("mcmc", level="estimator")
+    assert (diag["r_hat"] < 1.05).all()
+    # posterior school means shrink like the EB means
+    eb = reml.school_means["eb_mean"].to_numpy()
+    pm_means = post["school_mean"].mean(("chain", "draw")).to_numpy()
+    assert np.corrcoef(eb, pm_means)[0, 1] > 0.99
+
+
+@pytest.mark.mcmc
+def test_bayesian_contextual_model_recovers_parameters(pymc_models):
+    df = _simulated_contextual(3)
+    idata = pymc_models.sample_contextual_model(df, "y ~ x + c", "school", draws=300,
+                                                tune=300, chains=2, random_seed=5)
+    post = idata["posterior"]
+    assert post["gamma"].dims == ("chain", "draw", "term")
+    assert post["gamma"]["term"].values.tolist() == ["c"]
+    assert post["delta"].sizes["group"] == 30
+    np.testing.assert_allclose(post["beta_c"], post["beta_b"] - post["beta_w"], rtol=1e-12)
+    table = pymc_models.posterior_table(idata)
+    assert list(table.index) == ["alpha", "beta_w", "beta_b", "beta_c", "gamma_c", "tau2",
+                                 "sigma2", "icc"]
+    reml = contextual_model(df, "y ~ x + c", "school")
+    for name in ("alpha", "beta_w", "beta_b", "beta_c", "gamma_c"):
+        # posterior mean within 3 posterior SDs of the REML estimate, and of the truth
+        est, sd = table.loc[name, "estimate"], table.loc[name, "std_error"]
+        assert abs(est - reml.fixed.loc[name, "estimate"] if name != "beta_c"
+                   else est - float(reml.beta_c)) < 3 * sd
+    truth = {"beta_w": 0.5, "beta_b": 1.5, "gamma_c": 0.3}
+    for name, value in truth.items():
+        assert abs(table.loc[name, "estimate"] - value) < 4 * table.loc[name, "std_error"]
+    with pytest.raises(ValueError, match="`var_names` has names not in the posterior"):
+        pymc_models.posterior_table(idata, ["nope"])
+
+
+def test_compare_fits_errors(pymc_models):
+    with pytest.raises(TypeError, match="`fits` must be a non-empty mapping"):
+        pymc_models.compare_fits([])
+    with pytest.raises(TypeError, match=r"`fits\['x'\]` must be a variability result"):
+        pymc_models.compare_fits({"x": 3})
