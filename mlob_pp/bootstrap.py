@@ -18,9 +18,23 @@ admissible values (``tau2_x`` and ``tau2`` at least 5 % of the sampling variance
 mean, ``sigma2_x`` and ``sigma2`` positive).
 
 Each of the ``n_boot`` simulated data sets, shaped like the original ``(J, n, k)``, is refitted
-with the closed-form estimator, in chunks, and the spread of the refits gives the bootstrap SE
-and intervals (percentile, Efron's bias-corrected percentile ``"bc"`` and the basic interval).
-See ``docs/bootstrap.md`` for the calibration study that chose the defaults.
+with the closed-form estimator, in chunks; the standard deviation of the refits is the
+bootstrap SE. Intervals:
+
+- ``"inversion"`` (default): test inversion with common random numbers. Every simulated data
+  set is refitted twice, at the generating slope ``beta_gen`` (the regularised estimate) and
+  at ``beta_gen + h`` (the same random draws, ``y`` raised by ``h`` times the latent group
+  mean); on the secant through the two refits, the slope ``beta_i`` at which data set ``i``
+  would reproduce the observed estimate is found, and the interval is the central
+  ``conf_level`` range of the ``beta_i`` (order statistics). This is the set of slopes that a
+  bootstrap test does not reject, so it corrects the estimator's shrinkage bias, which the
+  percentile-type intervals inherit (twice, for the percentile interval). Where the refits do
+  not increase with the slope (no information about ``beta_b``: low ICC, few or small groups)
+  a bound is infinite.
+- ``"bc"``: Efron's bias-corrected percentile interval; ``"percentile"``; ``"basic"``.
+
+The calibration study in ``docs/bootstrap.md`` (the MLOB talk's design) chose the default:
+the percentile-type intervals cover 27-90 % where MLOB shrinks strongly (even J = 40, n = 30).
 
 Refits (:func:`refit`) follow :func:`mlob_pp.estimator.mlob_batch` step by step and use its
 (compiled) grid search, but skip the SEs, the warnings, the pole diagnostics and R's bit-level
@@ -76,12 +90,13 @@ __all__ = [
     "simulate_bootstrap",
     "refit",
     "bootstrap_interval",
+    "inversion_roots",
     "parametric_bootstrap",
     "bootstrap_batch",
 ]
 
 #: interval methods, the default first
-INTERVALS: tuple[str, ...] = ("bc", "percentile", "basic")
+INTERVALS: tuple[str, ...] = ("inversion", "bc", "percentile", "basic")
 #: slope used to generate the bootstrap data: the regularised estimate or the moment ratio
 CENTERS: tuple[str, ...] = ("mlob", "ml")
 _CHUNK = 250  # data sets per refit chunk (seeded per chunk: results do not depend on n_jobs)
@@ -153,7 +168,7 @@ class BootstrapResult:
     ci_lower, ci_upper : float
         Interval for ``beta_b`` at ``conf_level`` by method ``interval``.
     interval : str
-        ``"bc"``, ``"percentile"`` or ``"basic"``.
+        ``"inversion"``, ``"bc"``, ``"percentile"`` or ``"basic"``.
     conf_level, n_boot, n_failed : float, int, int
         Level, number of refits and how many of them gave a non-finite estimate (dropped).
     center, mode : str
@@ -168,6 +183,9 @@ class BootstrapResult:
         Covariate estimates, bootstrap SEs and intervals (same method).
     draws_gamma : ndarray (n_boot, k)
         Refitted covariate coefficients.
+    roots : ndarray (n_boot,) or None
+        For ``interval="inversion"``: per simulated data set, the slope at which its refit
+        equals the observed estimate (the interval is their central quantile range).
     """
 
     estimate: float
@@ -189,6 +207,7 @@ class BootstrapResult:
     ci_lower_gamma: np.ndarray = field(repr=False)
     ci_upper_gamma: np.ndarray = field(repr=False)
     draws_gamma: np.ndarray = field(repr=False)
+    roots: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def method(self) -> str:
@@ -358,7 +377,7 @@ def simulate_bootstrap(
     par = {name: np.array([getattr(model, name)]) for name in _SCALARS}
     par.update(gamma=model.gamma[None], phi_b=model.phi_b[None], phi_w=model.phi_w[None],
                c_resid=model.c_resid[None])
-    y, x, C = _simulate(par, size, rng)
+    y, x, C, _ = _simulate(par, size, rng)
     return y[0], x[0], C[0]
 
 
@@ -393,7 +412,7 @@ def _simulate(par: dict[str, np.ndarray], size: int, rng: np.random.Generator):
             ci += par["phi_b"][:, None, None, None, i] * xb
             ci += par["c_resid"][:, None, :, :, i]
             y += par["gamma"][:, None, None, None, i] * ci
-    return y, x, C
+    return y, x, C, mu
 
 
 # --------------------------------------------------------------------------- fast refit
@@ -533,6 +552,63 @@ def bootstrap_interval(
     return 2.0 * est - q[1], 2.0 * est - q[0]
 
 
+def _step(par: dict[str, np.ndarray]) -> np.ndarray:
+    """Increment h of beta_b for the second (common random numbers) refit, per model."""
+    # about one sampling SD of the moment ratio: sqrt(s_y / (J s_x)) in beta units
+    J = par["c_resid"].shape[1]
+    n = par["c_resid"].shape[2]
+    s_x = par["tau2_x"] + par["sigma2_x"] / n
+    s_y = par["tau2"] + par["sigma2"] / n + par["beta_b"] ** 2 * par["tau2_x"]
+    return np.sqrt(s_y / (J * s_x)) + 1e-8 * np.abs(par["beta_b"])
+
+
+def inversion_roots(
+    draws: np.ndarray, draws_up: np.ndarray, h: np.ndarray | float, beta_gen: np.ndarray | float,
+    estimate: np.ndarray | float,
+) -> np.ndarray:
+    """Per simulated data set, the slope at which its refit would equal the observed estimate.
+
+    With common random numbers the refit ``T_i(beta)`` of simulated data set i is known at the
+    generating slope (``draws``) and at ``beta_gen + h`` (``draws_up``); the root of
+    ``T_i(beta) = estimate`` on the secant through both points is returned. A non-increasing
+    secant gives ``+inf`` if ``T_i`` stays below the estimate and ``-inf`` otherwise.
+
+    Parameters
+    ----------
+    draws, draws_up : ndarray (..., B)
+    h, beta_gen, estimate : float or ndarray (...)
+
+    Returns
+    -------
+    ndarray (..., B)
+    """
+    h = np.asarray(h, float)[..., None]
+    beta_gen = np.asarray(beta_gen, float)[..., None]
+    est = np.asarray(estimate, float)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (draws_up - draws) / h
+        root = beta_gen + (est - draws) / slope
+    bad = ~(slope > 0) | ~np.isfinite(root)
+    root = np.where(bad, np.where(draws < est, np.inf, -np.inf), root)
+    return np.where(np.isfinite(draws) & np.isfinite(draws_up), root, np.nan)
+
+
+def _order_interval(roots: np.ndarray, conf_level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Central interval of the roots by order statistics (no interpolation: infinities kept).
+
+    The set of slopes not rejected by the bootstrap test at level ``1 - conf_level``.
+    """
+    alpha = 1.0 - conf_level
+    r = np.sort(np.where(np.isnan(roots), np.inf, roots), axis=-1)  # NaN draws: dropped at +inf
+    m = np.sum(~np.isnan(roots), axis=-1)
+    lo_i = np.clip(np.floor((m + 1) * alpha / 2.0).astype(int) - 1, 0, None)
+    hi_i = np.clip(np.ceil((m + 1) * (1.0 - alpha / 2.0)).astype(int) - 1, None,
+                   np.maximum(m - 1, 0))
+    lower = np.take_along_axis(r, np.asarray(lo_i)[..., None], axis=-1)[..., 0]
+    upper = np.take_along_axis(r, np.asarray(hi_i)[..., None], axis=-1)[..., 0]
+    return lower, upper
+
+
 def _z0(draws: np.ndarray, est: np.ndarray) -> np.ndarray:
     finite = np.isfinite(draws)
     m = finite.sum(axis=-1)
@@ -592,7 +668,7 @@ def parametric_bootstrap(
     n_boot: int = 2000,
     conf_level: float = 0.95,
     mode: str = "r",
-    interval: str = "bc",
+    interval: str = "inversion",
     center: str = "mlob",
     random_state: Any = None,
     n_jobs: int = 1,
@@ -611,15 +687,16 @@ def parametric_bootstrap(
         Interval level.
     mode : {"r", "stable"}
         Estimator mode of the refits (as :func:`mlob_pp.estimator.mlob_batch`).
-    interval : {"bc", "percentile", "basic"}, default "bc"
-        Interval method (see :func:`bootstrap_interval`). ``"bc"`` is the default: the
-        regularised estimator is biased towards zero and the bootstrap distribution around it
-        is shifted further; the bias correction moves the interval back (docs/bootstrap.md).
+    interval : {"inversion", "bc", "percentile", "basic"}, default "inversion"
+        Interval method (module notes, :func:`bootstrap_interval`). ``"inversion"`` costs a
+        second refit per simulated data set (common random numbers) and is the only method
+        that corrects the estimator's shrinkage bias; it may return infinite bounds when the
+        data carry no information on ``beta_b``. Its gamma intervals are percentile intervals.
     center : {"mlob", "ml"}, default "mlob"
         Which estimate generates the bootstrap data.
     random_state : None, int, numpy.random.Generator or mlob_pp.RRandom
-        Seed. Chunks of 250 refits draw from child seeds, so the result does not depend on
-        `n_jobs`.
+        Seed. Chunks of 250 simulated data sets draw from child seeds, so the result does not
+        depend on `n_jobs`.
     n_jobs : {1, 2}
         Threads for the refits (the compiled grid search releases the GIL).
 
@@ -640,7 +717,7 @@ def parametric_bootstrap(
     >>> y = 0.5 * u + 0.2 * (x - u) + rng.normal(size=(20, 10))
     >>> res = parametric_bootstrap(y, x, n_boot=200, random_state=1)
     >>> res.interval, res.n_boot
-    ('bc', 200)
+    ('inversion', 200)
     """
     n_boot = check_int(n_boot, "n_boot", minimum=1)
     conf_level = check_probability(conf_level, "conf_level")
@@ -665,10 +742,18 @@ def parametric_bootstrap(
     starts = list(range(0, n_boot, _CHUNK))
     children = seed.spawn(len(starts))
 
+    h = _step(par)[0]
+
     def work(i: int):
         size = min(_CHUNK, n_boot - starts[i])
-        yb, xb, cb = _simulate(par, size, np.random.default_rng(children[i]))
-        return refit(yb[0], xb[0], cb[0] if k else None, mode=mode)
+        yb, xb, cb, mb = _simulate(par, size, np.random.default_rng(children[i]))
+        cov = cb[0] if k else None
+        b, bml, g = refit(yb[0], xb[0], cov, mode=mode)
+        if interval != "inversion":
+            return b, bml, g, np.full_like(b, np.nan)
+        # common random numbers: the same data with beta_b raised by h
+        b_up = refit(yb[0] + h * mb[0][..., None], xb[0], cov, mode=mode)[0]
+        return b, bml, g, b_up
 
     if n_jobs == 1 or len(starts) == 1:
         parts = [work(i) for i in range(len(starts))]
@@ -682,12 +767,19 @@ def parametric_bootstrap(
     finite = np.isfinite(draws)
     n_failed = int(n_boot - finite.sum())
     se = float(np.std(draws[finite], ddof=1)) if finite.sum() > 1 else np.nan
-    lower, upper = bootstrap_interval(draws, estimate, conf_level, interval)
+    if interval == "inversion":
+        draws_up = np.concatenate([p[3] for p in parts])
+        roots = inversion_roots(draws, draws_up, h, model.beta_b, estimate)
+        lower, upper = _order_interval(roots, conf_level)
+    else:
+        roots = None
+        lower, upper = bootstrap_interval(draws, estimate, conf_level, interval)
     z0 = float(_z0(draws, np.asarray(estimate)))
     if k:
         gd = draws_gamma.T  # (k, B)
         se_gamma = np.nanstd(gd, axis=-1, ddof=1)
-        glo, ghi = bootstrap_interval(gd, gamma_hat, conf_level, interval)
+        g_method = "percentile" if interval == "inversion" else interval
+        glo, ghi = bootstrap_interval(gd, gamma_hat, conf_level, g_method)
     else:
         se_gamma = glo = ghi = np.empty(0)
     return BootstrapResult(
@@ -696,7 +788,7 @@ def parametric_bootstrap(
         center=center, mode=mode, z0=z0, generating=model, draws_beta_b=draws,
         draws_beta_b_ml=draws_ml, gamma=np.asarray(gamma_hat, float),
         se_gamma=np.asarray(se_gamma, float), ci_lower_gamma=np.asarray(glo, float),
-        ci_upper_gamma=np.asarray(ghi, float), draws_gamma=draws_gamma,
+        ci_upper_gamma=np.asarray(ghi, float), draws_gamma=draws_gamma, roots=roots,
     )
 
 
@@ -710,6 +802,7 @@ def bootstrap_batch(
     center: str = "mlob",
     random_state: Any = None,
     max_elements: int = 4_000_000,
+    inversion: bool = True,
 ) -> dict[str, np.ndarray]:
     """Bootstrap draws for each of R data sets at once (for simulation studies).
 
@@ -723,6 +816,9 @@ def bootstrap_batch(
     random_state : None, int or numpy.random.Generator
     max_elements : int
         Bound on ``R_chunk * n_boot * J * n`` per refit call (memory).
+    inversion : bool
+        Also refit with ``beta_b`` raised (common random numbers) and return the inversion
+        ``roots`` (R, n_boot).
 
     Returns
     -------
@@ -743,17 +839,28 @@ def bootstrap_batch(
     par = _fit_models(y, x, C, obs, center)
     draws = np.empty((R, n_boot))
     draws_ml = np.empty((R, n_boot))
+    draws_up = np.empty((R, n_boot))
+    h = _step(par)
     step = max(1, max_elements // (n_boot * J * n))
     for a in range(0, R, step):
         sl = slice(a, min(R, a + step))
         sub = {key: val[sl] for key, val in par.items()}
-        yb, xb, cb = _simulate(sub, n_boot, rng)
+        yb, xb, cb, mb = _simulate(sub, n_boot, rng)
         m = yb.shape[0]
-        b, bm, _ = refit(yb.reshape(m * n_boot, J, n), xb.reshape(m * n_boot, J, n),
-                         cb.reshape(m * n_boot, J, n, k) if k else None, mode=mode)
+        shape = (m * n_boot, J, n)
+        cov = cb.reshape(*shape, k) if k else None
+        b, bm, _ = refit(yb.reshape(shape), xb.reshape(shape), cov, mode=mode)
         draws[sl] = b.reshape(m, n_boot)
         draws_ml[sl] = bm.reshape(m, n_boot)
-    return {
+        if inversion:
+            yb += h[sl, None, None, None] * mb[..., None]
+            draws_up[sl] = refit(yb.reshape(shape), xb.reshape(shape), cov,
+                                 mode=mode)[0].reshape(m, n_boot)
+    out = {
         "beta_b": obs.beta_b, "beta_b_ml": obs.beta_b_ml, "se_beta_b": obs.se_beta_b,
         "se_beta_b_ml": obs.se_beta_b_ml, "draws_beta_b": draws, "draws_beta_b_ml": draws_ml,
+        "beta_gen": par["beta_b"],
     }
+    if inversion:
+        out["roots"] = inversion_roots(draws, draws_up, h, par["beta_b"], obs.beta_b)
+    return out

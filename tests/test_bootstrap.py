@@ -9,9 +9,11 @@ from mlob_pp.comparisons.simulate import simulate_batch
 from mlob_pp.bootstrap import (
     BootstrapResult,
     GeneratingModel,
+    _order_interval,
     bootstrap_batch,
     bootstrap_interval,
     fit_generating_model,
+    inversion_roots,
     parametric_bootstrap,
     refit,
     simulate_bootstrap,
@@ -135,19 +137,47 @@ def test_bc_shifts_towards_estimate():
     assert bhi[0] == pytest.approx(1.0 + 1.96, abs=0.05)
 
 
+def test_inversion_roots_linear_and_flat():
+    draws = np.array([[0.1, 0.3, 0.5, 0.2]])
+    lam, h = 0.8, 0.25
+    up = draws + lam * h
+    up[0, 3] = draws[0, 3]  # flat: no information
+    roots = inversion_roots(draws, up, h, 0.4, 0.35)
+    np.testing.assert_allclose(roots[0, :3], 0.4 + (0.35 - draws[0, :3]) / lam)
+    assert roots[0, 3] == np.inf  # stays below the estimate for every slope
+    lo, hi = _order_interval(roots, 0.5)
+    assert np.isfinite(lo[0]) and hi[0] == np.inf
+
+
+def test_inversion_covers_the_unshrunk_slope():
+    # well-identified data: the inversion interval sits above the shrunken estimate, as
+    # the estimator's bias requires, and is finite
+    p = _cell(J=40, n=30, icc_x=0.5)
+    y, x, c = simulate_batch(p, 1, np.random.default_rng(5))
+    res = parametric_bootstrap(y[0], x[0], c[0], n_boot=400, random_state=2)
+    perc = parametric_bootstrap(y[0], x[0], c[0], n_boot=400, random_state=2,
+                                interval="percentile")
+    assert np.isfinite(res.ci_lower) and np.isfinite(res.ci_upper)
+    assert res.ci_upper > perc.ci_upper and res.ci_lower > perc.ci_lower
+    assert np.mean(res.draws_beta_b) < res.estimate  # the refits shrink further
+
+
 # --------------------------------------------------------------------- front end
 def test_parametric_bootstrap_result(data):
     y, x, c = data
     res = parametric_bootstrap(y, x, c, n_boot=300, random_state=1)
     assert isinstance(res, BootstrapResult)
-    assert res.interval == "bc" and res.n_boot == 300 and res.n_failed == 0
+    assert res.interval == "inversion" and res.n_boot == 300 and res.n_failed == 0
+    assert res.roots.shape == (300,)
     assert res.draws_beta_b.shape == (300,) and res.draws_gamma.shape == (300, 1)
     assert res.estimate == mlob_batch(y, x, c, warn=False).beta_b[0]
     assert res.ci_lower < res.estimate < res.ci_upper
     assert res.se_beta_b == pytest.approx(np.std(res.draws_beta_b, ddof=1))
     assert res.ci_lower_gamma[0] < res.gamma[0] < res.ci_upper_gamma[0]
     assert 0.01 < res.se_gamma[0] < 0.1
-    assert "bc interval" in str(res) and "bc, n_boot=300" in res.method
+    assert "inversion interval" in str(res) and "inversion, n_boot=300" in res.method
+    bc = parametric_bootstrap(y, x, c, n_boot=300, random_state=1, interval="bc")
+    assert bc.roots is None and "bc interval" in str(bc)
 
 
 def test_seed_reproducible_and_independent_of_n_jobs(data):
@@ -165,8 +195,9 @@ def test_seed_reproducible_and_independent_of_n_jobs(data):
 def test_interval_methods_share_draws(data):
     y, x, c = data
     res = {m: parametric_bootstrap(y, x, c, n_boot=200, random_state=3, interval=m)
-           for m in ("bc", "percentile", "basic")}
+           for m in ("inversion", "bc", "percentile", "basic")}
     np.testing.assert_array_equal(res["bc"].draws_beta_b, res["basic"].draws_beta_b)
+    np.testing.assert_array_equal(res["bc"].draws_beta_b, res["inversion"].draws_beta_b)
     lo, hi = bootstrap_interval(res["bc"].draws_beta_b, res["bc"].estimate, 0.95, "percentile")
     assert (res["percentile"].ci_lower, res["percentile"].ci_upper) == (lo, hi)
 
@@ -192,7 +223,7 @@ def test_bootstrap_batch_matches_shapes(rng):
         ({"n_boot": 0}, ValueError, r"`n_boot` must be an integer >= 1; got 0"),
         ({"n_boot": 2.5}, TypeError, r"`n_boot` must be an integer; got 2.5"),
         ({"interval": "bca"}, ValueError,
-         r"`interval` must be one of 'bc', 'percentile', 'basic'; got 'bca'"),
+         r"`interval` must be one of 'inversion', 'bc', 'percentile', 'basic'; got 'bca'"),
         ({"center": "mean"}, ValueError, r"`center` must be one of 'mlob', 'ml'; got 'mean'"),
         ({"mode": "R"}, ValueError, r"`mode` must be one of 'r', 'stable'; got 'R'"),
         ({"n_jobs": 3}, ValueError, r"`n_jobs` must be 1 or 2 \(this machine has 2 cores\); "
@@ -227,10 +258,10 @@ def test_shape_errors(data):
 # --------------------------------------------------------------------- calibration
 @pytest.mark.slow
 def test_coverage_sanity_one_cell():
-    """200 replications of J = 20, n = 15, ICC 0.3: default interval covers 90-99 %."""
+    """200 replications of J = 20, n = 15, ICC 0.3: the inversion interval covers 90-99 %."""
     p = _cell(J=20, n=15, icc_x=0.3)
     y, x, c = simulate_batch(p, 200, np.random.default_rng(11))
     out = bootstrap_batch(y, x, c, n_boot=200, random_state=12)
-    lo, hi = bootstrap_interval(out["draws_beta_b"], out["beta_b"], 0.95, "bc")
+    lo, hi = _order_interval(out["roots"], 0.95)
     cover = np.mean((lo <= 0.5) & (0.5 <= hi))
     assert 0.90 <= cover <= 0.99
