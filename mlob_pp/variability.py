@@ -258,10 +258,12 @@ class NullModelResult:
         -------
         pandas.DataFrame
             Index ``grand_mean, tau2, sigma2, icc``; columns ``estimate, std_error, ci_lower,
-            ci_upper, z, p_value`` (SEs of the variance parameters are not computed: NaN).
+            ci_upper, z, p_value``. SEs of the variances are from the observed information
+            (the ICC's by the delta method); their Wald intervals and p values are crude
+            (variances have skewed sampling distributions and p = 0 is on the boundary).
         """
         est = [self.grand_mean, self.tau00, self.sigma2, self.icc]
-        se = [self.grand_mean_se, np.nan, np.nan, np.nan]
+        se = [self.grand_mean_se, *_variance_se(self.fit)]
         return coef_table(["grand_mean", "tau2", "sigma2", "icc"], est, se, self.conf_level)
 
     def summary(self) -> MixedSummary:
@@ -423,6 +425,14 @@ def null_model(
         conf_level=conf_level,
         fit=fit,
     )
+
+
+def _variance_se(fit: MixedFit) -> list[float]:
+    """SEs of tau2, sigma2 and the ICC (delta method) of a random-intercept fit, else NaN."""
+    V = fit.cov_var
+    t, s = float(fit.cov_re[0, 0]), fit.sigma2
+    grad = np.array([s, -t]) / (t + s) ** 2
+    return [float(np.sqrt(V[0, 0])), float(np.sqrt(V[1, 1])), float(np.sqrt(grad @ V @ grad))]
 
 
 def _warn_singular(group: str) -> None:
@@ -598,7 +608,7 @@ class ContextualResult(_MixedResult):
         extra = coef_table(
             ["beta_c", "tau2", "sigma2", "icc"],
             [float(bc), self.tau2, self.sigma2, self.icc],
-            [bc.std_error, np.nan, np.nan, np.nan],
+            [bc.std_error, *_variance_se(self.fit)],
             self.conf_level,
         )
         return pd.concat([self.fixed, extra])
@@ -809,7 +819,7 @@ class MeansAsOutcomesResult(_MixedResult):
     def table(self) -> pd.DataFrame:
         """Return fixed effects, ``tau2``, ``sigma2`` and ``icc`` in the common format."""
         extra = coef_table(["tau2", "sigma2", "icc"], [self.tau2, self.sigma2, self.icc],
-                           [np.nan] * 3, self.conf_level)
+                           _variance_se(self.fit), self.conf_level)
         return pd.concat([self.fixed, extra])
 
     def summary(self) -> MixedSummary:

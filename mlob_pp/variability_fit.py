@@ -55,6 +55,7 @@ __all__ = [
     "fit_mixed",
     "loglik_random_intercept",
     "balanced_anova",
+    "variance_cov_random_intercept",
     "OPTIMIZERS",
 ]
 
@@ -95,6 +96,9 @@ class MixedFit:
         of a group-specific coefficient x'beta_hat + z'u_hat_j can be computed.
     singular : bool
         Whether G is singular (a variance on the boundary 0).
+    cov_var : ndarray, shape (2, 2)
+        Asymptotic covariance of (tau2, sigma2) from the observed information (random-intercept
+        models; NaN with random slopes or on the boundary).
     optimizer : dict
         Method kept, log-likelihood and converged flag of every optimizer that was run.
     cov_vc : ndarray or None
@@ -114,6 +118,7 @@ class MixedFit:
     singular: bool
     n_obs: int
     n_fe: int
+    cov_var: np.ndarray = field(default_factory=lambda: np.full((2, 2), np.nan))
     optimizer: dict = field(default_factory=dict)
 
     @property
@@ -251,6 +256,10 @@ def fit_mixed(
         w[w <= _SINGULAR_TOL * sigma2] = 0.0
         G = (v * w) @ v.T
     cov_fe, re, re_cov, re_fe_cov = _gls(y, X, Z, codes, J, fe, G, sigma2)
+    if Z.shape[1] == 1 and np.all(Z == 1.0):
+        cov_var = variance_cov_random_intercept(y, X, codes, G[0, 0], sigma2, reml=reml)
+    else:
+        cov_var = np.full((2, 2), np.nan)
     return MixedFit(
         fe=fe,
         cov_fe=cov_fe,
@@ -264,6 +273,7 @@ def fit_mixed(
         singular=singular,
         n_obs=int(y.shape[0]),
         n_fe=int(X.shape[1]),
+        cov_var=cov_var,
         optimizer=optimizer,
     )
 
@@ -404,3 +414,52 @@ def balanced_anova(y: np.ndarray, codes: np.ndarray) -> dict[str, float]:
         "grand_mean_se_reml": float(np.sqrt((tau_reml + msw / n) / J)),
         "grand_mean_se_ml": float(np.sqrt((tau_ml + msw / n) / J)),
     }
+
+
+def variance_cov_random_intercept(
+    y: np.ndarray,
+    X: np.ndarray,
+    codes: np.ndarray,
+    tau2: float,
+    sigma2: float,
+    *,
+    reml: bool = True,
+) -> np.ndarray:
+    r"""Asymptotic covariance of (tau2, sigma2) of a random-intercept model.
+
+    The inverse of the observed information, :math:`-H^{-1}`, with :math:`H` the Hessian of
+    the (REML or profiled ML) log-likelihood :func:`loglik_random_intercept` in
+    :math:`(\tau^2, \sigma^2)`, by central differences (relative step 1e-4).
+
+    Parameters
+    ----------
+    y, X, codes : ndarray
+        Outcome, fixed design and group index.
+    tau2, sigma2 : float
+        The estimates.
+    reml : bool
+        REML (default) or ML.
+
+    Returns
+    -------
+    ndarray, shape (2, 2)
+        NaN if ``tau2`` is on the boundary 0 or the Hessian is not negative definite.
+    """
+    theta = np.array([tau2, sigma2], dtype=float)
+    if not (theta > 0).all():
+        return np.full((2, 2), np.nan)
+    h = 1e-4 * theta
+
+    def f(t: np.ndarray) -> float:
+        return loglik_random_intercept(y, X, codes, t[0], t[1], reml=reml)
+
+    H = np.zeros((2, 2))
+    for a in range(2):
+        for b in range(a, 2):
+            ea, eb = np.eye(2)[a] * h[a], np.eye(2)[b] * h[b]
+            H[a, b] = H[b, a] = (
+                f(theta + ea + eb) - f(theta + ea - eb) - f(theta - ea + eb) + f(theta - ea - eb)
+            ) / (4 * h[a] * h[b])
+    if not np.all(np.linalg.eigvalsh(H) < 0):
+        return np.full((2, 2), np.nan)
+    return np.linalg.inv(-H)

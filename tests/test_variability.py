@@ -125,6 +125,10 @@ def test_null_model_summary_and_table(m0):
     assert list(t.columns) == ["estimate", "std_error", "ci_lower", "ci_upper", "z", "p_value"]
     assert list(t.index) == ["grand_mean", "tau2", "sigma2", "icc"]
     assert t.loc["icc", "estimate"] == pytest.approx(m0.icc)
+    # SAS PROC MIXED on HSB (Singer 1998, J. Educ. Behav. Stat. 23(4), 323-355,
+    # https://doi.org/10.3102/10769986023004323): SE(tau00) 1.0790, SE(sigma2) 0.6604
+    assert t.loc["tau2", "std_error"] == pytest.approx(1.0790, abs=2e-3)
+    assert t.loc["sigma2", "std_error"] == pytest.approx(0.6604, abs=2e-3)
 
 
 def test_caterpillar_plot(m0):
@@ -162,6 +166,16 @@ def test_null_model_matches_balanced_closed_form(method, J, n, tau, sigma):
         reml=method == "reml",
     )
     assert res.llf == pytest.approx(closed, abs=1e-6)
+    # SEs of the variances: balanced REML/ML likelihoods depend on lambda = sigma2 + n tau2 and
+    # sigma2 only, with information (J - 1) / (2 lambda^2) (REML; J under ML) and
+    # J (n - 1) / (2 sigma2^2)
+    lam = res.sigma2 + n * res.tau00
+    var_lam = 2 * lam**2 / (J - 1 if method == "reml" else J)
+    var_s2 = 2 * res.sigma2**2 / (J * (n - 1))
+    t = res.table()
+    assert t.loc["sigma2", "std_error"] == pytest.approx(np.sqrt(var_s2), rel=1e-4)
+    assert t.loc["tau2", "std_error"] == pytest.approx(np.sqrt((var_lam + var_s2) / n**2),
+                                                       rel=1e-4)
 
 
 @pytest.mark.slow
