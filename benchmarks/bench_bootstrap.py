@@ -128,7 +128,7 @@ def run_cell(cell: dict, reps: int, n_boot: int, center: str, seed: int) -> list
             "miss_low": float(np.mean(hi < truth)),
             "miss_high": float(np.mean(lo > truth)),
             "infinite": float(np.mean(~ok)),
-            "mean_width": float(np.mean(np.where(ok, hi - lo, np.nan))) if ok.any() else np.nan,
+            "mean_width": float(np.mean(hi - lo)) if ok.all() else np.inf,
             "median_width": float(np.median(width)),
             "se_ratio": float(np.nanmean(se_f) / sd_est) if sd_est > 0 else np.nan,
             "mean_se": float(np.nanmean(se_f)), "sd_estimate": sd_est,

@@ -594,19 +594,18 @@ def inversion_roots(
 
 
 def _order_interval(roots: np.ndarray, conf_level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Central interval of the roots by order statistics (no interpolation: infinities kept).
+    """Central ``conf_level`` range of the roots (linear quantiles; infinite roots kept).
 
-    The set of slopes not rejected by the bootstrap test at level ``1 - conf_level``.
+    The set of slopes not rejected by the bootstrap test at level ``1 - conf_level``. NaN
+    roots (failed refits) are ignored.
     """
     alpha = 1.0 - conf_level
-    r = np.sort(np.where(np.isnan(roots), np.inf, roots), axis=-1)  # NaN draws: dropped at +inf
-    m = np.sum(~np.isnan(roots), axis=-1)
-    lo_i = np.clip(np.floor((m + 1) * alpha / 2.0).astype(int) - 1, 0, None)
-    hi_i = np.clip(np.ceil((m + 1) * (1.0 - alpha / 2.0)).astype(int) - 1, None,
-                   np.maximum(m - 1, 0))
-    lower = np.take_along_axis(r, np.asarray(lo_i)[..., None], axis=-1)[..., 0]
-    upper = np.take_along_axis(r, np.asarray(hi_i)[..., None], axis=-1)[..., 0]
-    return lower, upper
+    big = 1e300
+    r = np.clip(np.asarray(roots, float), -big, big)  # +-inf -> +-1e300 (NaN stays NaN)
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = np.nanquantile(r, [alpha / 2.0, 1.0 - alpha / 2.0], axis=-1)
+    q = np.where(q >= 1e299, np.inf, np.where(q <= -1e299, -np.inf, q))
+    return q[0], q[1]
 
 
 def _z0(draws: np.ndarray, est: np.ndarray) -> np.ndarray:
