@@ -56,6 +56,7 @@ from mlob_pp.variability_report import (
     MixedSummary,
     coef_table,
     plot_caterpillar,
+    to_datatree,
 )
 
 __all__ = [
@@ -265,6 +266,34 @@ class NullModelResult:
         est = [self.grand_mean, self.tau00, self.sigma2, self.icc]
         se = [self.grand_mean_se, *_variance_se(self.fit)]
         return coef_table(["grand_mean", "tau2", "sigma2", "icc"], est, se, self.conf_level)
+
+    def to_datatree(
+        self, *, chains: int = 4, draws: int = 1000, random_seed: Any = None
+    ) -> Any:
+        """Return the fit in the common ``DataTree`` format (see :mod:`mlob_pp.comparisons`).
+
+        ``point_estimate`` holds :meth:`table`'s estimates (``grand_mean, tau2, sigma2,
+        icc``), ``posterior`` normal-approximation draws, ``log_likelihood/loglik`` the
+        maximised (REML or ML) log-likelihood; ``attrs["estimator"]`` is ``"reml"`` or ``"ml"``.
+
+        Parameters
+        ----------
+        chains, draws : int
+            Shape of the normal-approximation draws.
+        random_seed : int or numpy.random.Generator, optional
+            Seed of the draws.
+
+        Returns
+        -------
+        xarray.DataTree
+        """
+        return to_datatree(
+            self.table(), vcov=None, estimator=self.method, loglik=self.llf,
+            conf_level=self.conf_level, chains=chains, draws=draws, random_seed=random_seed,
+            attrs={"model": "null", "method": self.method, "outcome": self.outcome,
+                   "formula": f"{self.outcome} ~ 1", "group": self.group,
+                   "n_obs": self.n_obs, "n_groups": self.n_groups},
+        )
 
     def summary(self) -> MixedSummary:
         """Return a printable summary in the layout of a multilevel course (lme4/HLM)."""
@@ -612,6 +641,48 @@ class ContextualResult(_MixedResult):
             self.conf_level,
         )
         return pd.concat([self.fixed, extra])
+
+    def to_datatree(
+        self, *, chains: int = 4, draws: int = 1000, random_seed: Any = None
+    ) -> Any:
+        """Return the fit in the common ``DataTree`` format (see :mod:`mlob_pp.comparisons`).
+
+        Variables ``beta_b, beta_w, beta_c, gamma`` (dim ``term``), ``alpha``, ``tau2``,
+        ``sigma2`` and ``icc`` (cross-level terms are ``gamma`` terms ``<X>_within:<W>``);
+        ``posterior`` holds draws from N(estimate, GLS covariance) for the fixed effects (so
+        ``beta_c`` keeps its correlation) and independent normal draws for the variances.
+        ``attrs["estimator"]`` is ``"manifest_reml"`` or ``"manifest_ml"``: the observed group
+        mean model, not the latent covariate model of the ``"ml"`` estimator.
+
+        Parameters
+        ----------
+        chains, draws : int
+            Shape of the normal-approximation draws.
+        random_seed : int or numpy.random.Generator, optional
+            Seed of the draws.
+
+        Returns
+        -------
+        xarray.DataTree
+
+        Examples
+        --------
+        >>> import mlob_pp
+        >>> ctx = mlob_pp.contextual_model(mlob_pp.datasets.load("hsb"), "mAch ~ ses", "school")
+        >>> tree = ctx.to_datatree(random_seed=1)
+        >>> tree.attrs["estimator"], float(tree["point_estimate"]["beta_b"]).__round__(3)
+        ('manifest_reml', 5.866)
+        """
+        terms = [i.removeprefix("gamma_") for i in self.fixed.index if i.startswith("gamma_")]
+        return to_datatree(
+            self.table(), vcov=self.cov_fe, estimator=f"manifest_{self.method}",
+            loglik=self.llf, conf_level=self.conf_level, covariate_names=terms,
+            chains=chains, draws=draws, random_seed=random_seed,
+            attrs={"model": "contextual_manifest", "method": self.method,
+                   "random_slope": int(self.random_slope), "formula": self.formula,
+                   "group": self.group, "n_obs": int(self.group_sizes.sum()),
+                   "n_groups": int(self.group_sizes.shape[0])},
+        )
 
     def summary(self) -> MixedSummary:
         """Return a printable summary (lme4/HLM layout) with the contextual effect."""

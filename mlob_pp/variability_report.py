@@ -253,3 +253,51 @@ def plot_caterpillar(
         ax.set_title(label)
     ax.legend(loc="upper left", fontsize="small")
     return ax
+
+
+def to_datatree(
+    table: pd.DataFrame,
+    *,
+    vcov: pd.DataFrame | None,
+    estimator: str,
+    attrs: dict[str, Any],
+    loglik: float,
+    conf_level: float,
+    covariate_names: Sequence[str] = (),
+    chains: int = 4,
+    draws: int = 1000,
+    random_seed: Any = None,
+) -> Any:
+    """Convert a common-format table of a REML/ML fit to the common ``DataTree`` format.
+
+    Uses :func:`mlob_pp.comparisons.from_ml` (normal-approximation draws from N(estimate, vcov),
+    ``point_estimate`` with its ``std_error`` and ``conf_interval`` children), then stamps
+    ``attrs["estimator"]`` with `estimator` and adds `attrs`.
+
+    Returns
+    -------
+    xarray.DataTree
+    """
+    from types import SimpleNamespace
+
+    from mlob_pp.comparisons import from_ml
+
+    shim = SimpleNamespace(
+        coef=table["estimate"].rename("estimate"),
+        se=table["std_error"].rename("std_error"),
+        vcov=vcov,
+        loglik=loglik,
+        conf_level=conf_level,
+        converged=True,
+        covariate_names=list(covariate_names),
+        settings={k: v for k, v in attrs.items() if k in ("model", "method", "random_slope")},
+        summary_frame=lambda: table,
+        formula=attrs.get("formula"),
+        group=attrs.get("group"),
+        n_obs=attrs.get("n_obs"),
+        n_groups=attrs.get("n_groups"),
+    )
+    tree = from_ml(shim, chains=chains, draws=draws, random_seed=random_seed)
+    for node in tree.subtree:
+        node.attrs = {**node.attrs, **attrs, "estimator": estimator}
+    return tree

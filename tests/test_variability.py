@@ -267,6 +267,27 @@ def slopes(hsb) -> ContextualResult:
                             slope_predictors=["meanses", "catholic"])
 
 
+def test_to_datatree_common_format(m0, ctx):
+    from mlob_pp.comparisons import compare
+
+    tree = ctx.to_datatree(chains=2, draws=50, random_seed=1)
+    assert tree.attrs["estimator"] == "manifest_reml"
+    assert tree.attrs["model"] == "contextual_manifest"
+    point = tree["point_estimate"]
+    for name in ("beta_b", "beta_w", "beta_c", "alpha", "tau2", "sigma2", "icc"):
+        assert float(point[name]) == pytest.approx(ctx.table().loc[name, "estimate"], rel=1e-12)
+    assert tree["posterior"]["beta_b"].dims == ("chain", "draw")
+    np.testing.assert_allclose(tree["posterior"]["beta_c"],
+                               tree["posterior"]["beta_b"] - tree["posterior"]["beta_w"])
+    assert float(tree["log_likelihood"]["loglik"]) == pytest.approx(ctx.llf)
+    table = compare({"manifest_reml": tree}, var_names=["beta_b", "beta_c"])
+    assert table.loc[("beta_b", "manifest_reml"), "std_error"] == pytest.approx(ctx.beta_b.se)
+    null_tree = m0.to_datatree(chains=1, draws=10, random_seed=2)
+    assert null_tree.attrs["estimator"] == "reml"
+    assert float(null_tree["point_estimate"]["grand_mean"]) == pytest.approx(m0.grand_mean)
+    assert float(null_tree["point_estimate/std_error"]["tau2"]) > 0
+
+
 def test_intercepts_and_slopes_as_outcomes_matches_published_lme4(slopes):
     # lmer(mAch ~ meanses*cses + sector*cses + (cses | school), Hsb82), REML, as printed by
     # Fox & Weisberg (2018), "Mixed-effects models in R", appendix to An R Companion to
