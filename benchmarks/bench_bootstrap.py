@@ -28,9 +28,9 @@ import numpy as np
 from mlob_pp.comparisons.simulate import cell_key, simulate_batch, talk_design
 
 from mlob_pp.bootstrap import (
-    _order_interval,
     bootstrap_batch,
     bootstrap_interval,
+    inversion_interval,
     parametric_bootstrap,
 )
 from mlob_pp.estimator import mlob_batch
@@ -87,7 +87,7 @@ def _methods(res: dict, truth: float, conf: float) -> dict[str, tuple]:
     for m in ("percentile", "bc", "basic"):
         lo, hi = bootstrap_interval(d, est, conf, m)
         out[f"mlob_boot_{m}"] = (est, sd, lo, hi)
-    lo, hi = _order_interval(res["roots"], conf)
+    lo, hi = inversion_interval(res["roots"], conf)
     out["mlob_boot_inversion"] = (est, sd, lo, hi)
     est_ml, se_ml = res["beta_b_ml"], res["se_beta_b_ml"]
     out["ml_analytic"] = (est_ml, se_ml, est_ml - z * se_ml, est_ml + z * se_ml)

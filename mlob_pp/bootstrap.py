@@ -91,6 +91,7 @@ __all__ = [
     "refit",
     "bootstrap_interval",
     "inversion_roots",
+    "inversion_interval",
     "parametric_bootstrap",
     "bootstrap_batch",
 ]
@@ -593,11 +594,26 @@ def inversion_roots(
     return np.where(np.isfinite(draws) & np.isfinite(draws_up), root, np.nan)
 
 
-def _order_interval(roots: np.ndarray, conf_level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Central ``conf_level`` range of the roots (linear quantiles; infinite roots kept).
+def inversion_interval(
+    roots: np.ndarray, conf_level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central ``conf_level`` range of inversion roots along the last axis (linear quantiles).
+
+    Infinite roots are kept (an infinite bound means the data do not bound beta_b). To pool
+    several balanced subsets of one data set, concatenate their roots.
 
     The set of slopes not rejected by the bootstrap test at level ``1 - conf_level``. NaN
     roots (failed refits) are ignored.
+
+    Parameters
+    ----------
+    roots : ndarray (..., B)
+        From :func:`inversion_roots` or ``BootstrapResult.roots``.
+    conf_level : float
+
+    Returns
+    -------
+    lower, upper : ndarray (...)
     """
     alpha = 1.0 - conf_level
     big = 1e300
@@ -769,7 +785,7 @@ def parametric_bootstrap(
     if interval == "inversion":
         draws_up = np.concatenate([p[3] for p in parts])
         roots = inversion_roots(draws, draws_up, h, model.beta_b, estimate)
-        lower, upper = _order_interval(roots, conf_level)
+        lower, upper = inversion_interval(roots, conf_level)
     else:
         roots = None
         lower, upper = bootstrap_interval(draws, estimate, conf_level, interval)

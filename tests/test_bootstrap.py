@@ -9,10 +9,10 @@ from mlob_pp.comparisons.simulate import simulate_batch
 from mlob_pp.bootstrap import (
     BootstrapResult,
     GeneratingModel,
-    _order_interval,
     bootstrap_batch,
     bootstrap_interval,
     fit_generating_model,
+    inversion_interval,
     inversion_roots,
     parametric_bootstrap,
     refit,
@@ -145,7 +145,7 @@ def test_inversion_roots_linear_and_flat():
     roots = inversion_roots(draws, up, h, 0.4, 0.35)
     np.testing.assert_allclose(roots[0, :3], 0.4 + (0.35 - draws[0, :3]) / lam)
     assert roots[0, 3] == np.inf  # stays below the estimate for every slope
-    lo, hi = _order_interval(roots, 0.5)
+    lo, hi = inversion_interval(roots, 0.5)
     assert np.isfinite(lo[0]) and hi[0] == np.inf
 
 
@@ -262,6 +262,6 @@ def test_coverage_sanity_one_cell():
     p = _cell(J=20, n=15, icc_x=0.3)
     y, x, c = simulate_batch(p, 200, np.random.default_rng(11))
     out = bootstrap_batch(y, x, c, n_boot=200, random_state=12)
-    lo, hi = _order_interval(out["roots"], 0.95)
+    lo, hi = inversion_interval(out["roots"], 0.95)
     cover = np.mean((lo <= 0.5) & (0.5 <= hi))
     assert 0.90 <= cover <= 0.99
