@@ -208,10 +208,9 @@ def _fit_mcmc(args, data, formula, group):
         draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed
     )
     params = inspect.signature(mlob_pp.fit_mcmc).parameters
-    if "progressbar" in params:
-        kwargs["progressbar"] = not args.quiet
-    if "cores" in params:
-        kwargs["cores"] = min(args.chains, 2)
+    for name in ("progress_bar", "progressbar"):
+        if name in params:
+            kwargs[name] = not args.quiet
     return mlob_pp.fit_mcmc(formula, data, group, **kwargs)
 
 

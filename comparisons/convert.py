@@ -645,6 +645,18 @@ def from_ml(
     )
 
 
+_MCMC_SETTINGS = (
+    "covariates",
+    "draws",
+    "tune",
+    "chains",
+    "random_seed",
+    "conf_level",
+    "compile_time",
+    "sampling_time",
+)
+
+
 def from_pymc(
     idata: Any,
     *,
@@ -707,6 +719,11 @@ def from_pymc(
                 if dim in ds.coords:
                     node.dataset = ds.assign_coords({dim: ds[dim].astype(str).values})
     settings = dict(settings or getattr(result, "settings", None) or {})
+    if not settings and result is not None:
+        for key in _MCMC_SETTINGS:
+            value = getattr(result, key, None)
+            if isinstance(value, (int, float, str, bool, np.integer, np.floating)):
+                settings[key] = value
     if not settings:
         for key in ("tuning_steps", "sampling_time"):
             if key in post.attrs:
