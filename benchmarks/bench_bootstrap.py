@@ -162,8 +162,11 @@ def coverage(args) -> None:
         for center in args.center:
             if _key({**cell, "center": center}) not in done:
                 todo.append((cell, center))
-    # cheap cells first within each worker's stream is irrelevant; big cells spread evenly
-    todo.sort(key=lambda t: -t[0]["J"] * t[0]["n"])
+    if args.order == "size":  # biggest first: the workers finish together
+        todo.sort(key=lambda t: -t[0]["J"] * t[0]["n"])
+    else:  # random order: a run stopped early leaves a random subset of the design
+        order = np.random.default_rng(args.seed).permutation(len(todo))
+        todo = [todo[i] for i in order]
     print(f"{len(todo)} cell x center runs to do ({len(done)} done) -> {out}", flush=True)
     new = not out.exists()
     with out.open("a", newline="") as fh:
@@ -196,6 +199,7 @@ def main(argv=None) -> int:
     p.add_argument("--cells", nargs="*", help="design overrides, e.g. J=5,10 icc_x=0.05")
     p.add_argument("--seed", type=int, default=20251121)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--order", choices=("size", "shuffle"), default="size")
     p.add_argument("--out", default="benchmarks/results/bootstrap_coverage.csv")
     args = parser.parse_args(argv)
     {"speed": speed, "coverage": coverage}[args.cmd](args)
