@@ -49,7 +49,9 @@ References
    https://doi.org/10.1037/a0012869
 .. [2] Efron, B. (1987). Better bootstrap confidence intervals. Journal of the American
    Statistical Association, 82(397), 171-185. https://doi.org/10.1080/01621459.1987.10478410
-.. [3] Davison, A. C., & Hinkley, D. V. (1997). Bootstrap Methods and their Application.
+.. [3] Carpenter, J. (1999). Test inversion bootstrap confidence intervals. Journal of the Royal
+   Statistical Society B, 61(1), 159-172. https://doi.org/10.1111/1467-9868.00169
+.. [4] Davison, A. C., & Hinkley, D. V. (1997). Bootstrap Methods and their Application.
    Cambridge University Press. https://doi.org/10.1017/CBO9780511802843
 """
 
