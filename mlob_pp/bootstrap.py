@@ -213,6 +213,20 @@ class BootstrapResult:
     roots: np.ndarray | None = field(default=None, repr=False)
 
     @property
+    def p_value(self) -> float:
+        """Two-sided bootstrap p-value of ``beta_b = 0``, consistent with the interval.
+
+        ``2 min(P(r <= 0), P(r >= 0))`` over the inversion roots r (``"inversion"``) or the
+        refits (other methods): the ``conf_level`` interval excludes 0 when the p-value is
+        below ``1 - conf_level`` (up to the quantile interpolation).
+        """
+        r = self.roots if self.roots is not None else self.draws_beta_b
+        r = r[~np.isnan(r)]
+        if r.size == 0:
+            return float("nan")
+        return float(min(1.0, 2.0 * min(np.mean(r <= 0.0), np.mean(r >= 0.0))))
+
+    @property
     def method(self) -> str:
         """Short description for summaries and ``attrs``, e.g. ``"parametric bootstrap (bc)"``."""
         return f"parametric bootstrap ({self.interval}, n_boot={self.n_boot})"

@@ -169,6 +169,8 @@ def test_parametric_bootstrap_result(data):
     assert isinstance(res, BootstrapResult)
     assert res.interval == "inversion" and res.n_boot == 300 and res.n_failed == 0
     assert res.roots.shape == (300,)
+    assert 0.0 <= res.p_value <= 1.0
+    assert (res.p_value < 0.05) == (res.ci_lower > 0 or res.ci_upper < 0)
     assert res.draws_beta_b.shape == (300,) and res.draws_gamma.shape == (300, 1)
     assert res.estimate == mlob_batch(y, x, c, warn=False).beta_b[0]
     assert res.ci_lower < res.estimate < res.ci_upper
