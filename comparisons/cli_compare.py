@@ -211,7 +211,10 @@ def _fit_mcmc(args, data, formula, group):
     for name in ("progress_bar", "progressbar"):
         if name in params:
             kwargs[name] = not args.quiet
-    return mlob_pp.fit_mcmc(formula, data, group, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mc = mlob_pp.fit_mcmc(formula, data, group, **kwargs)
+    return mc, [str(w.message) for w in caught]
 
 
 def _format_table(table: Any) -> str:
@@ -297,9 +300,11 @@ def _run(args: argparse.Namespace) -> int:
             "all rows)"
         )
         try:
-            mc = _fit_mcmc(args, data, formula, group)
+            mc, notes = _fit_mcmc(args, data, formula, group)
         except (ValueError, TypeError, KeyError) as exc:
             raise _UsageError(f"MCMC: {exc}") from exc
+        for note in dict.fromkeys(notes):
+            _progress(args, f"  note: {note}")
         results["mcmc"] = from_pymc(mc)
         _progress(args, f"  done in {time.perf_counter() - t0:.1f} s")
 

@@ -126,3 +126,42 @@ def test_compare_usage_errors_exit_2(args, message, tmp_path, capsys, monkeypatc
     assert status == 2
     assert "mlob-pp compare: error: " + message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.mcmc
+@pytest.mark.slow
+def test_compare_with_mcmc(small_csv, tmp_path, capsys):
+    from mlob_pp.cli import main
+
+    status = main(
+        [
+            "compare",
+            "--data",
+            str(small_csv),
+            "--formula",
+            "mAch ~ ses + minrty + sx",
+            "--group",
+            "school",
+            "--draws",
+            "100",
+            "--tune",
+            "100",
+            "--chains",
+            "2",
+            "--n-balance",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "[3/3] MCMC with PyMC" in captured.err
+    results = load(tmp_path / "results.nc")
+    assert list(results) == ["mlob", "ml_moments", "ml", "mcmc"]
+    shapes = {
+        k: tuple(dt["posterior"].sizes[d] for d in ("chain", "draw")) for k, dt in results.items()
+    }
+    assert set(shapes.values()) == {(2, 100)}  # one sample shape for ArviZ plots
+    table = __import__("pandas").read_csv(tmp_path / "compare.csv", index_col=[0, 1])
+    assert table.loc[("beta_b", "mcmc"), "r_hat"] > 0

@@ -341,3 +341,44 @@ def test_from_ml_real_result(hsb_small):
         np.testing.assert_allclose(dt["point_estimate/std_error"][name].item(), ml.se[name])
     assert dt["log_likelihood"]["loglik"].item() == pytest.approx(ml.loglik)
     assert dt.attrs["n_obs"] == ml.n_obs
+
+
+@pytest.mark.mcmc
+def test_from_pymc_real_fit(hsb_small):
+    import warnings
+
+    import mlob_pp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short chains: convergence warnings expected
+        mc = mlob_pp.fit_mcmc(
+            "mAch ~ ses + minrty + sx",
+            hsb_small,
+            "school",
+            draws=100,
+            tune=100,
+            chains=2,
+            random_seed=3,
+        )
+    dt = from_pymc(mc)
+    post = dt["posterior"]
+    for name in (
+        "beta_b",
+        "beta_w",
+        "beta_c",
+        "alpha",
+        "mu_x",
+        "tau2_x",
+        "sigma2_x",
+        "icc_x",
+        "tau2",
+        "sigma2",
+    ):
+        assert post[name].dims == ("chain", "draw"), name
+    assert post["gamma"].dims == ("chain", "draw", "term")
+    assert post["term"].values.tolist() == ["minrtyYes", "sxMale"]
+    assert dict(post.sizes)["chain"] == 2 and dict(post.sizes)["draw"] == 100
+    assert "obs" in dt["log_likelihood"].dims
+    assert dt.attrs["estimator"] == "mcmc" and dt.attrs["random_seed"] == 3
+    settings = json.loads(dt.attrs["settings"])
+    assert settings["draws"] == 100 and settings["tune"] == 100
