@@ -171,7 +171,7 @@ def _balancing_report(res: Any, data: Any, group: str) -> list[str]:
         f"sizes, target {bal.get('target_group_size')} rows per group",
         f"  deleted {bal['rows_deleted']} of {n_input} rows ({share:.1f}%): "
         + (
-            f"{n_dropped} whole groups smaller than the target"
+            f"{n_dropped} whole group{'s' if n_dropped > 1 else ''} smaller than the target"
             + (f" ({group} {shown})" if dropped else "")
             + ", and the surplus rows of larger groups drawn at random"
             if n_dropped
