@@ -1,0 +1,115 @@
+"""Benchmark of the simulation-study runner on the MLOB talk's design.
+
+Runs the full design (540 cells x 5000 replications, closed-form estimators MLOB + transformed
+ML) and prints the wall time, replications per second and how the workers' time splits between
+data generation and estimation; then a baseline: the same replications fitted one data set at a
+time with the formula front end ``mlob_pp.mlob`` (the loop a user would write), on a sample.
+
+    python benchmarks/bench_study.py                     # full design, Dask local cluster
+    python benchmarks/bench_study.py --scheduler serial  # in this process
+    python benchmarks/bench_study.py --replications 500  # a tenth of the work
+
+Target (issue): full design in under 10 minutes on this 2-core machine (~4,500 replications/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+import numpy as np
+
+
+def baseline_rate(n_cells: int, reps: int, seed: int) -> tuple[float, float]:
+    """Replications per second of a per-data-set loop: DataFrame + mlob_pp.mlob, and mlob_batch
+    with B = 1, on `reps` replications of `n_cells` cells spread over the design."""
+    from mlob_pp.comparisons.simulate import (
+        frame_from_arrays,
+        simulate_replications,
+        talk_design,
+    )
+
+    import mlob_pp
+    from mlob_pp.validate import MLOBWarning
+
+    cells = list(talk_design().cells())
+    pick = np.linspace(0, len(cells) - 1, n_cells).round().astype(int)
+    t_front = t_batch1 = 0.0
+    n = 0
+    for ci in pick:
+        y, x, c = simulate_replications(cells[ci], 0, reps, random_seed=seed)
+        for r in range(reps):
+            df = frame_from_arrays(y[r], x[r], c[r])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MLOBWarning)
+                t0 = time.perf_counter()
+                mlob_pp.mlob("Y ~ X + C", df, "group")
+                t1 = time.perf_counter()
+                mlob_pp.mlob_batch(y[r : r + 1], x[r : r + 1], c[r : r + 1], warn=False)
+                t2 = time.perf_counter()
+            t_front += t1 - t0
+            t_batch1 += t2 - t1
+            n += 1
+    return n / t_front, n / t_batch1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--replications", type=int, default=5000)
+    ap.add_argument("--scheduler", default="local", help="'local' (2 workers) or 'serial'")
+    ap.add_argument("--n-workers", type=int, default=2)
+    ap.add_argument("--chunk-size", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=20240601)
+    ap.add_argument("--checkpoint", default=None, help="checkpoint directory (optional)")
+    ap.add_argument("--out", default=None, help="save the Dataset to this netCDF file")
+    ap.add_argument("--baseline-cells", type=int, default=12)
+    ap.add_argument("--baseline-reps", type=int, default=20)
+    args = ap.parse_args()
+
+    from mlob_pp.comparisons.study import run_study, save_study
+
+    scheduler = None if args.scheduler == "serial" else args.scheduler
+    print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
+    t0 = time.perf_counter()
+    ds = run_study("talk", replications=args.replications, random_seed=args.seed,
+                   scheduler=scheduler, n_workers=args.n_workers, chunk_size=args.chunk_size,
+                   checkpoint=args.checkpoint)
+    wall = time.perf_counter() - t0
+    total = int(ds["counts"].sel(estimator="mlob", count="n_replications").sum())
+    sec = ds["seconds"].sum([d for d in ds["seconds"].dims if d != "phase"])
+    gen = float(sec.sel(phase="generate"))
+    est = float(sec.sel(phase=["mlob", "ml_moments"]).sum())
+    busy = gen + est
+    print(f"\nfull design: {ds.sizes} ")
+    print(f"replications fitted            : {total:,} ({ds.attrs['scheduler']})")
+    print(f"wall time                      : {wall:8.1f} s   (target < 600 s)")
+    print(f"replications per second        : {total / wall:8.0f}   (target > 4,500)")
+    print(f"worker time, data generation   : {gen:8.1f} s  ({100 * gen / busy:4.1f} %)")
+    print(f"worker time, estimation        : {est:8.1f} s  ({100 * est / busy:4.1f} %)")
+    by_size = ds["seconds"].sum(["icc_x", "beta_b", "beta_w"])
+    print("worker seconds per (J, n) cell group [generate / estimate]:")
+    for J in ds["J"].values:
+        row = []
+        for n in ds["n"].values:
+            s = by_size.sel(J=J, n=n)
+            row.append(f"n={n:2d}: {float(s.sel(phase='generate')):5.1f} / "
+                       f"{float(s.sel(phase=['mlob', 'ml_moments']).sum()):5.1f}")
+        print(f"  J={J:2d}  " + "   ".join(row))
+    if args.out:
+        save_study(ds, args.out)
+        print(f"saved {args.out}")
+
+    front, batch1 = baseline_rate(args.baseline_cells, args.baseline_reps, args.seed)
+    print("\nbaseline (one data set at a time, single process):")
+    print(f"  mlob_pp.mlob on a DataFrame  : {front:8.0f} replications/s  "
+          f"-> study is {total / wall / front:6.1f} x faster")
+    print(f"  mlob_batch with B = 1        : {batch1:8.0f} replications/s  "
+          f"-> study is {total / wall / batch1:6.1f} x faster")
+    print(f"  full design at the baseline rate would take {total / front / 60:6.1f} min "
+          f"(DataFrame loop), {total / batch1 / 60:6.1f} min (B = 1)")
+
+
+if __name__ == "__main__":
+    main()
