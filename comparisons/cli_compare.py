@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mlob.add_argument(
         "--balancing-limit",
         type=float,
+        metavar="L",
         default=0.5,
         help="largest share of rows/groups balancing may delete (default 0.5; R's default 0.2 "
         "stops on HSB)",
@@ -63,26 +64,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mlob.add_argument(
         "--n-balance",
         type=int,
+        metavar="N",
         default=20,
         help="average MLOB over this many random balancings (default 20)",
     )
     mcmc = parser.add_argument_group("MCMC")
-    mcmc.add_argument("--draws", type=int, default=500, help="draws per chain (default 500)")
-    mcmc.add_argument("--tune", type=int, default=500, help="tuning steps per chain (default 500)")
-    mcmc.add_argument("--chains", type=int, default=2, help="chains (default 2)")
+    mcmc.add_argument(
+        "--draws", type=int, default=500, metavar="N", help="draws per chain (default 500)"
+    )
+    mcmc.add_argument(
+        "--tune", type=int, default=500, metavar="N", help="tuning steps per chain (default 500)"
+    )
+    mcmc.add_argument("--chains", type=int, default=2, metavar="N", help="chains (default 2)")
     mcmc.add_argument("--no-mcmc", action="store_true", help="skip MCMC")
     mcmc.add_argument("--no-ml", action="store_true", help="skip true ML")
     out = parser.add_argument_group("output")
-    out.add_argument("--out", default="mlob_pp_out", help="output directory (default mlob_pp_out)")
+    out.add_argument(
+        "--out", default="mlob_pp_out", metavar="DIR", help="output directory (default mlob_pp_out)"
+    )
     out.add_argument(
         "--format",
         choices=("nc", "zarr"),
         default="nc",
         help="results file: netCDF (h5netcdf) or zarr (default nc)",
     )
-    out.add_argument("--conf-level", type=float, default=0.95, help="interval level (default 0.95)")
-    out.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    out.add_argument(
+        "--conf-level", type=float, default=0.95, metavar="P", help="interval level (default 0.95)"
+    )
+    out.add_argument("--seed", type=int, default=1, metavar="INT", help="random seed (default 1)")
     out.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    parser.epilog = (
+        "examples: mlob-pp compare   (bundled HSB data, about a minute);  "
+        "mlob-pp compare --data my.csv --formula 'y ~ x + c' --group school --out results"
+    )
 
 
 class _UsageError(Exception):
