@@ -1,0 +1,611 @@
+r"""PyMC model of the two-level latent covariate model, with the group effects integrated out.
+
+The model (MLOB talk, eqs. 5-6; Lüdtke et al. 2008), for student :math:`i` in school :math:`j`:
+
+.. math::
+
+    X_{ij} &= \mu_{Xj} + e_{ij},\qquad \mu_{Xj} = \mu_x + u_j,\qquad
+        u_j \sim N(0, \tau^2_x),\ e_{ij} \sim N(0, \sigma^2_x) \\
+    Y_{ij} &= \alpha + \beta_b \mu_{Xj} + \beta_w (X_{ij} - \mu_{Xj}) + C_{ij}'\gamma
+        + \delta_j + \varepsilon_{ij},\qquad
+        \delta_j \sim N(0, \tau^2),\ \varepsilon_{ij} \sim N(0, \sigma^2)
+
+with the contextual effect :math:`\beta_c = \beta_b - \beta_w` and
+:math:`\mathrm{ICC}_x = \tau^2_x / (\tau^2_x + \sigma^2_x)`.  Two forms of the covariates:
+
+``"shared"`` (default; MLOB talk eqs. 5-6)
+    One slope :math:`\gamma` per covariate at both levels; covariates are exogenous (not
+    modelled), only X is split into a latent group mean and a within part.
+``"level_specific"`` (two-level SEM, as lavaan and Mplus fit it)
+    Every predictor :math:`V = (X, C_1, \dots, C_k)` splits into a latent group mean
+    :math:`\mu_{Vj} \sim N_p(\mu, \Sigma_b)` and a within part
+    :math:`V_{ij} - \mu_{Vj} \sim N_p(0, \Sigma_w)` (unrestricted covariances), and
+    :math:`Y_{ij} = \alpha + (\beta_b, \gamma_b')\mu_{Vj} + (\beta_w, \gamma_w')(V_{ij} -
+    \mu_{Vj}) + \delta_j + \varepsilon_{ij}`.
+
+**Exact marginalisation.** Given the parameters, each group's data are jointly Gaussian, so
+both group effects (the latent means :math:`\mu_{Vj}` and :math:`\delta_j`) are integrated out
+analytically and the sampler only sees the ~10 structural parameters.  Write
+:math:`p(V_j, Y_j) = p(V_j)\,p(Y_j \mid V_j)`:
+
+* :math:`p(V_j)` is a random-intercept normal density that depends on the data through the
+  group mean :math:`\bar V_j \sim N(\mu, \Sigma_b + \Sigma_w / n_j)` and the pooled
+  within-group cross-products;
+* given :math:`V_j`, :math:`\mu_{Vj} \sim N(m_j, P_j)` (its posterior from the predictors
+  alone), so :math:`Y_j \mid V_j` is a random-intercept model with group mean
+  :math:`\alpha + \beta_w' V_{ij} + c' m_j` (:math:`c = \beta_b - \beta_w`, and the plain
+  covariate term :math:`C_{ij}'\gamma` in the shared form) and group variance
+  :math:`T_j = \tau^2 + c' P_j c`.
+
+The density therefore needs only sufficient statistics: group sizes and means
+(``J x p``) and the pooled within-group cross-product matrix of :math:`(Y, V, C)`, so one
+evaluation costs :math:`O(J p^3)` whatever the number of students, and unbalanced groups
+enter exactly (nothing is deleted).  The group effects are afterwards drawn exactly from their
+Gaussian conditional posterior :math:`p(\mu_{Vj}, \delta_j \mid \text{data}, \theta)` for every
+posterior draw of :math:`\theta` (see :func:`draw_group_effects`), which gives draws from the
+joint posterior.
+
+**Standardised scale.** The model is written for data standardised by their grand means and
+standard deviations (:func:`sufficient_statistics`), so the priors below are the same for every
+data set (they are *scaled to the data* through the standardisation) and a compiled model can
+be reused for new data of any size (:func:`build_model` keeps all data in ``pm.Data``
+containers).  :func:`to_original_scale` maps the draws back.
+
+**Priors** (on the standardised scale; rationale in brackets):
+
+* ``alpha ~ Normal(0, 2.5)``, ``mu_x ~ Normal(0, 2.5)`` [centred data: intercepts and means are
+  within a few SDs of 0];
+* slopes ``beta_b, beta_w, gamma* ~ Normal(0, 5)`` [weakly informative: a between slope can be
+  several total-SD units when the ICC of X is small, since the latent group means vary by only
+  :math:`\sqrt{\mathrm{ICC}_x}` total SDs];
+* standard deviations ``tau, sigma, tau_x, sigma_x ~ HalfNormal(1)`` [each is at most about the
+  total SD, which is 1, and a half-normal allows values near 0 without pushing them there];
+* level-specific form: ``Sigma_b, Sigma_w ~ LKJCholeskyCov(eta=2, sd_dist=HalfNormal(1))``
+  [mildly favours weaker correlations, same scale argument for the SDs].
+
+References
+----------
+Lüdtke, O., Marsh, H. W., Robitzsch, A., Trautwein, U., Asparouhov, T., & Muthén, B. (2008).
+The multilevel latent covariate model: A new, more reliable approach to group-level effects in
+contextual studies. *Psychological Methods*, 13(3), 203-229. https://doi.org/10.1037/a0012869
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "COVARIATE_FORMS",
+    "SufficientStatistics",
+    "sufficient_statistics",
+    "build_model",
+    "data_updates",
+    "to_original_scale",
+    "draw_group_effects",
+    "pointwise_log_likelihood",
+    "simulate",
+]
+
+COVARIATE_FORMS = ("shared", "level_specific")
+
+_LOG2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclass(frozen=True)
+class SufficientStatistics:
+    """Standardised sufficient statistics of one data set for :func:`build_model`.
+
+    Attributes
+    ----------
+    covariates : {"shared", "level_specific"}
+        Form of the covariates.
+    n : ndarray, shape (J,)
+        Group sizes.
+    ybar : ndarray, shape (J,)
+        Group means of the standardised outcome.
+    vbar : ndarray, shape (J, p)
+        Group means of the standardised latent-split predictors (X, and in the level-specific
+        form the covariates as well).
+    cbar : ndarray, shape (J, k_plain)
+        Group means of the standardised plain (not split) covariates (shared form).
+    within : ndarray, shape (1 + p + k_plain, 1 + p + k_plain)
+        Pooled within-group cross-products of the standardised (y, V, C_plain).
+    center, scale : ndarray, shape (1 + p + k_plain,)
+        Grand means and SDs used to standardise (y, V, C_plain).
+    term_names : tuple of str
+        Covariate names (the coords of dim ``term``).
+    """
+
+    covariates: str
+    n: np.ndarray
+    ybar: np.ndarray
+    vbar: np.ndarray
+    cbar: np.ndarray
+    within: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    term_names: tuple[str, ...] = field(default=())
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups J."""
+        return int(self.n.shape[0])
+
+    @property
+    def n_obs(self) -> int:
+        """Number of observations N."""
+        return int(self.n.sum())
+
+    @property
+    def n_split(self) -> int:
+        """Number p of predictors split into a latent between and a within part."""
+        return int(self.vbar.shape[1])
+
+    @property
+    def structure(self) -> tuple[str, int, int]:
+        """Key of the model structure: a compiled model is valid for equal keys."""
+        return (self.covariates, self.n_split, int(self.cbar.shape[1]))
+
+
+def _group_sums(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    out = np.zeros((n_groups, values.shape[1]))
+    np.add.at(out, codes, values)
+    return out
+
+
+def sufficient_statistics(
+    y: np.ndarray,
+    x: np.ndarray,
+    covariates: np.ndarray,
+    group_codes: np.ndarray,
+    n_groups: int,
+    *,
+    form: str = "shared",
+    term_names: tuple[str, ...] = (),
+) -> SufficientStatistics:
+    """Standardise the data and reduce them to the sufficient statistics of the model.
+
+    Parameters
+    ----------
+    y, x : ndarray, shape (N,)
+        Outcome and target predictor.
+    covariates : ndarray, shape (N, k)
+        Level-1 covariates (k may be 0).
+    group_codes : ndarray of int, shape (N,)
+        Group index 0..J-1 of every row.
+    n_groups : int
+        Number of groups J (every group must have at least one row).
+    form : {"shared", "level_specific"}
+        Form of the covariates (see the module docstring).
+    term_names : tuple of str
+        Names of the covariates.
+
+    Returns
+    -------
+    SufficientStatistics
+    """
+    covariates = np.asarray(covariates, dtype=float).reshape(len(y), -1)
+    if form == "shared":
+        cols = np.column_stack([y, x, covariates])
+        p = 1
+    else:
+        cols = np.column_stack([y, x, covariates])
+        p = 1 + covariates.shape[1]
+    center = cols.mean(axis=0)
+    scale = cols.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (cols - center) / scale
+    n = np.bincount(group_codes, minlength=n_groups).astype(float)
+    means = _group_sums(z, group_codes, n_groups) / n[:, None]
+    dev = z - means[group_codes]
+    within = dev.T @ dev
+    return SufficientStatistics(
+        covariates=form,
+        n=n,
+        ybar=means[:, 0].copy(),
+        vbar=means[:, 1 : 1 + p].copy(),
+        cbar=means[:, 1 + p :].copy(),
+        within=within,
+        center=center,
+        scale=scale,
+        term_names=tuple(term_names),
+    )
+
+
+def data_updates(stats: SufficientStatistics) -> dict[str, np.ndarray]:
+    """Values of the ``pm.Data`` containers of :func:`build_model` for `stats`."""
+    out = {
+        "n_j": stats.n,
+        "ybar_j": stats.ybar,
+        "vbar_j": stats.vbar,
+        "within_sscp": stats.within,
+    }
+    if stats.cbar.shape[1]:
+        out["cbar_j"] = stats.cbar
+    return out
+
+
+def build_model(stats: SufficientStatistics) -> Any:
+    """Build the PyMC model (standardised scale, group effects integrated out).
+
+    Parameters
+    ----------
+    stats : SufficientStatistics
+        From :func:`sufficient_statistics`.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables (standardised scale): ``alpha_z``, ``mu_z`` (dim ``split``),
+        ``beta_b_z``/``beta_w_z`` (dim ``split``: X first, then in the level-specific form the
+        covariates), ``gamma_z`` (dim ``term``, shared form with covariates), and the scale
+        parameters ``tau_z``, ``sigma_z`` (Y) and ``tau_x_z``, ``sigma_x_z`` (shared form) or
+        ``chol_b``, ``chol_w`` (level-specific form).  The log-likelihood is a
+        ``pm.Potential`` named ``loglik``; the data live in ``pm.Data`` containers (see
+        :func:`data_updates`), so the model can be compiled once and refitted to new data of
+        the same structure.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    p = stats.n_split
+    k_plain = stats.cbar.shape[1]
+    split_names = ["x", *(stats.term_names if stats.covariates == "level_specific" else ())]
+    coords: dict[str, Any] = {"split": split_names}
+    if k_plain:
+        coords["term"] = list(stats.term_names)
+    with pm.Model(coords=coords) as model:
+        n = pm.Data("n_j", stats.n)
+        ybar = pm.Data("ybar_j", stats.ybar)
+        vbar = pm.Data("vbar_j", stats.vbar)
+        within = pm.Data("within_sscp", stats.within)
+        cbar = pm.Data("cbar_j", stats.cbar) if k_plain else None
+
+        alpha = pm.Normal("alpha_z", 0.0, 2.5)
+        mu = pm.Normal("mu_z", 0.0, 2.5, dims="split")
+        beta_b = pm.Normal("beta_b_z", 0.0, 5.0, dims="split")
+        beta_w = pm.Normal("beta_w_z", 0.0, 5.0, dims="split")
+        gamma = pm.Normal("gamma_z", 0.0, 5.0, dims="term") if k_plain else None
+        tau = pm.HalfNormal("tau_z", 1.0)
+        sigma = pm.HalfNormal("sigma_z", 1.0)
+
+        n_groups = n.shape[0]
+        n_obs = pt.sum(n)
+        c = beta_b - beta_w
+        if p == 1:
+            tau_x = pm.HalfNormal("tau_x_z", 1.0)
+            sigma_x = pm.HalfNormal("sigma_x_z", 1.0)
+            t2x, s2x = tau_x**2, sigma_x**2
+            s_j = t2x + s2x / n
+            d_j = vbar[:, 0] - mu[0]
+            ll_v = (
+                -0.5 * (n_obs - n_groups) * (_LOG2PI + pt.log(s2x))
+                - 0.5 * within[1, 1] / s2x
+                + pt.sum(-0.5 * (_LOG2PI + pt.log(s_j) + pt.log(n)) - 0.5 * d_j**2 / s_j)
+            )
+            cm_j = c[0] * (mu[0] + t2x * d_j / s_j)
+            t_j = tau**2 + c[0] ** 2 * (t2x - t2x**2 / s_j)
+        else:
+            sd_dist = pm.HalfNormal.dist(1.0, shape=p)
+            chol_b, _, _ = pm.LKJCholeskyCov("chol_b", n=p, eta=2.0, sd_dist=sd_dist)
+            chol_w, _, _ = pm.LKJCholeskyCov(
+                "chol_w", n=p, eta=2.0, sd_dist=pm.HalfNormal.dist(1.0, shape=p)
+            )
+            sig_b = chol_b @ chol_b.T
+            sig_w = chol_w @ chol_w.T
+            w_vv = within[1 : 1 + p, 1 : 1 + p]
+            a_w = pt.linalg.solve_triangular(chol_w, w_vv, lower=True)
+            b_w = pt.linalg.solve_triangular(chol_w, a_w.T, lower=True)
+            ll_v_within = -0.5 * (n_obs - n_groups) * (
+                p * _LOG2PI + 2.0 * pt.sum(pt.log(pt.diag(chol_w)))
+            ) - 0.5 * pt.trace(b_w)
+            s_mat = sig_b[None, :, :] + sig_w[None, :, :] / n[:, None, None]
+            l_j = pt.linalg.cholesky(s_mat)
+            d_j = vbar - mu[None, :]
+            sb_c = sig_b @ c
+            rhs = pt.stack([d_j, pt.broadcast_to(sb_c[None, :], d_j.shape)], axis=-1)
+            sol = pt.linalg.solve_triangular(l_j, rhs, lower=True)  # (J, p, 2)
+            a_j, s_vec = sol[:, :, 0], sol[:, :, 1]
+            logdiag = pt.log(pt.diagonal(l_j, axis1=1, axis2=2))
+            ll_v = ll_v_within + pt.sum(
+                -0.5 * p * (_LOG2PI + pt.log(n))
+                - pt.sum(logdiag, axis=1)
+                - 0.5 * pt.sum(a_j**2, axis=1)
+            )
+            cm_j = pt.dot(c, mu) + pt.sum(s_vec * a_j, axis=1)
+            t_j = tau**2 + pt.dot(c, sb_c) - pt.sum(s_vec**2, axis=1)
+
+        s2 = sigma**2
+        # within residual sum of squares b' W b with b = (1, -beta_w, -gamma)
+        b_vec = pt.concatenate([pt.ones(1), -beta_w, -gamma]) if k_plain else pt.concatenate(
+            [pt.ones(1), -beta_w]
+        )
+        ssw = pt.dot(b_vec, pt.dot(within, b_vec))
+        rbar = ybar - alpha - pt.dot(vbar, beta_w) - cm_j
+        if k_plain:
+            rbar = rbar - pt.dot(cbar, gamma)
+        v_j = s2 + n * t_j
+        ll_y = (
+            -0.5 * n_obs * _LOG2PI
+            - 0.5 * (n_obs - n_groups) * pt.log(s2)
+            - 0.5 * ssw / s2
+            + pt.sum(-0.5 * pt.log(v_j) - 0.5 * n * rbar**2 / v_j)
+        )
+        pm.Potential("loglik", ll_v + ll_y)
+    return model
+
+
+def _split_draws(post: dict[str, np.ndarray], stats: SufficientStatistics) -> dict[str, Any]:
+    """Standardised-scale draws as arrays with a flat sample axis first."""
+    p = stats.n_split
+
+    def flat(name: str) -> np.ndarray:
+        arr = np.asarray(post[name], dtype=float)
+        return arr.reshape(-1, *arr.shape[2:])
+
+    out = {
+        "alpha": flat("alpha_z"),
+        "mu": flat("mu_z"),
+        "beta_b": flat("beta_b_z"),
+        "beta_w": flat("beta_w_z"),
+        "tau2": flat("tau_z") ** 2,
+        "sigma2": flat("sigma_z") ** 2,
+    }
+    s = out["alpha"].shape[0]
+    out["gamma"] = flat("gamma_z") if "gamma_z" in post else np.zeros((s, 0))
+    if p == 1:
+        out["sig_b"] = (flat("tau_x_z") ** 2)[:, None, None]
+        out["sig_w"] = (flat("sigma_x_z") ** 2)[:, None, None]
+    else:
+        out["sig_b"] = _chol_to_cov(flat("chol_b"), p)
+        out["sig_w"] = _chol_to_cov(flat("chol_w"), p)
+    return out
+
+
+def _chol_to_cov(packed: np.ndarray, p: int) -> np.ndarray:
+    """Covariance matrices from PyMC's packed lower-triangular Cholesky factors."""
+    if packed.ndim == 3:  # already (S, p, p)
+        chol = packed
+    else:
+        chol = np.zeros((packed.shape[0], p, p))
+        rows, cols = np.tril_indices(p)
+        chol[:, rows, cols] = packed
+    return chol @ np.swapaxes(chol, 1, 2)
+
+
+def to_original_scale(
+    post: dict[str, np.ndarray], stats: SufficientStatistics
+) -> dict[str, np.ndarray]:
+    """Map standardised-scale draws to the parameters of the model on the data's scale.
+
+    Parameters
+    ----------
+    post : dict of str to ndarray
+        Draws of the free variables of :func:`build_model`, shape ``(chain, draw, ...)``.
+    stats : SufficientStatistics
+        The statistics the model was fitted to.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Flat draws (sample axis first) of ``alpha, beta_b, beta_w, beta_c, mu_x, tau2_x,
+        sigma2_x, icc_x, tau2, sigma2`` and ``gamma`` (shared) or ``gamma_b, gamma_w,
+        mu_c, tau2_c, sigma2_c`` (level-specific; last axis ``term``).
+    """
+    z = _split_draws(post, stats)
+    p = stats.n_split
+    sy = stats.scale[0]
+    my = stats.center[0]
+    sv = stats.scale[1 : 1 + p]
+    mv = stats.center[1 : 1 + p]
+    sc = stats.scale[1 + p :]
+    mc = stats.center[1 + p :]
+    beta_b = z["beta_b"] * sy / sv
+    beta_w = z["beta_w"] * sy / sv
+    gamma = z["gamma"] * sy / sc if sc.size else z["gamma"]
+    alpha = my + sy * z["alpha"] - beta_b @ mv - gamma @ mc
+    mu = mv + sv * z["mu"]
+    outer = sv[:, None] * sv[None, :]
+    sig_b = z["sig_b"] * outer
+    sig_w = z["sig_w"] * outer
+    tau2_v = np.diagonal(sig_b, axis1=1, axis2=2)
+    sigma2_v = np.diagonal(sig_w, axis1=1, axis2=2)
+    out = {
+        "alpha": alpha,
+        "beta_b": beta_b[:, 0],
+        "beta_w": beta_w[:, 0],
+        "beta_c": beta_b[:, 0] - beta_w[:, 0],
+        "mu_x": mu[:, 0],
+        "tau2_x": tau2_v[:, 0],
+        "sigma2_x": sigma2_v[:, 0],
+        "icc_x": tau2_v[:, 0] / (tau2_v[:, 0] + sigma2_v[:, 0]),
+        "tau2": z["tau2"] * sy**2,
+        "sigma2": z["sigma2"] * sy**2,
+    }
+    if stats.covariates == "shared":
+        out["gamma"] = gamma
+    else:
+        out["gamma_b"] = beta_b[:, 1:]
+        out["gamma_w"] = beta_w[:, 1:]
+        out["mu_c"] = mu[:, 1:]
+        out["tau2_c"] = tau2_v[:, 1:]
+        out["sigma2_c"] = sigma2_v[:, 1:]
+    return out
+
+
+def draw_group_effects(
+    post: dict[str, np.ndarray], stats: SufficientStatistics, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    r"""Draw the group effects from their exact conditional posterior, one per posterior draw.
+
+    Given the parameters, :math:`g_j = (\mu_{Vj}, \delta_j)` is Gaussian with prior
+    :math:`\mu_{Vj} \sim N(m_j, P_j)` (posterior from the predictors, see the module
+    docstring), :math:`\delta_j \sim N(0, \tau^2)`, and one Gaussian observation of the
+    group's mean outcome residual
+    :math:`\bar r_j = c'\mu_{Vj} + \delta_j + \bar\varepsilon_j`,
+    :math:`\bar\varepsilon_j \sim N(0, \sigma^2/n_j)` (the within-group residuals do not
+    involve :math:`g_j`).  A rank-one Gaussian update gives the conditional posterior.
+
+    Parameters
+    ----------
+    post : dict of str to ndarray
+        Draws of the free variables of :func:`build_model`, shape ``(chain, draw, ...)``.
+    stats : SufficientStatistics
+        The statistics the model was fitted to.
+    rng : numpy.random.Generator
+        Random generator.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``mu_xj`` (S, J), ``delta`` (S, J) and, in the level-specific form, ``mu_cj``
+        (S, J, k), on the data's scale, with S the number of draws.
+    """
+    z = _split_draws(post, stats)
+    p = stats.n_split
+    n = stats.n
+    sig_b, sig_w = z["sig_b"], z["sig_w"]
+    s_draws = sig_b.shape[0]
+    # m_j, P_j from the predictors: S_j = Sigma_b + Sigma_w / n_j
+    s_mat = sig_b[:, None] + sig_w[:, None] / n[None, :, None, None]  # (S, J, p, p)
+    d = stats.vbar[None] - z["mu"][:, None, :]  # (S, J, p)
+    k_gain = np.einsum("sab,sjbc->sjac", sig_b, np.linalg.inv(s_mat))  # Sigma_b S_j^-1
+    m = z["mu"][:, None, :] + np.einsum("sjab,sjb->sja", k_gain, d)
+    pcov = sig_b[:, None] - np.einsum("sjab,sbc->sjac", k_gain, sig_b)
+    pcov = 0.5 * (pcov + np.swapaxes(pcov, -1, -2))
+    # prior of g = (mu_V, delta): mean (m, 0), covariance blockdiag(P, tau2)
+    dim = p + 1
+    mean0 = np.concatenate([m, np.zeros((s_draws, stats.n_groups, 1))], axis=-1)
+    cov0 = np.zeros((s_draws, stats.n_groups, dim, dim))
+    cov0[..., :p, :p] = pcov
+    cov0[..., p, p] = z["tau2"][:, None]
+    c = z["beta_b"] - z["beta_w"]
+    h = np.concatenate([c, np.ones((s_draws, 1))], axis=-1)  # (S, dim)
+    rbar = stats.ybar[None] - z["alpha"][:, None] - np.einsum("jp,sp->sj", stats.vbar,
+                                                              z["beta_w"])
+    if stats.cbar.shape[1]:
+        rbar = rbar - np.einsum("jk,sk->sj", stats.cbar, z["gamma"])
+    ph = np.einsum("sjab,sb->sja", cov0, h)  # (S, J, dim)
+    q = np.einsum("sja,sa->sj", ph, h) + z["sigma2"][:, None] / n[None, :]
+    innov = rbar - np.einsum("sja,sa->sj", mean0, h)
+    mean1 = mean0 + ph * (innov / q)[..., None]
+    cov1 = cov0 - np.einsum("sja,sjb->sjab", ph, ph) / q[..., None, None]
+    cov1 = 0.5 * (cov1 + np.swapaxes(cov1, -1, -2)) + 1e-12 * np.eye(dim)
+    chol = np.linalg.cholesky(cov1)
+    g = mean1 + np.einsum("sjab,sjb->sja", chol, rng.standard_normal(mean1.shape))
+    sv = stats.scale[1 : 1 + p]
+    mv = stats.center[1 : 1 + p]
+    mu_v = mv + sv * g[..., :p]
+    out = {"mu_xj": mu_v[..., 0], "delta": g[..., p] * stats.scale[0]}
+    if stats.covariates == "level_specific":
+        out["mu_cj"] = mu_v[..., 1:]
+    return out
+
+
+def pointwise_log_likelihood(
+    y: np.ndarray,
+    x: np.ndarray,
+    covariates: np.ndarray,
+    group_codes: np.ndarray,
+    params: dict[str, np.ndarray],
+    effects: dict[str, np.ndarray],
+    form: str,
+) -> np.ndarray:
+    r"""Log density of every outcome given the parameters *and the drawn group effects*.
+
+    ``log N(y_ij | alpha + beta_b mu_Xj + beta_w (x_ij - mu_Xj) + C_ij' gamma + delta_j,
+    sigma2)`` (level-specific form: ``gamma_b' mu_Cj + gamma_w' (C_ij - mu_Cj)`` instead of
+    ``C_ij' gamma``), for each draw: the conditional (given the group effects) pointwise
+    log-likelihood of the outcome, as used for PSIS-LOO of a multilevel model when leaving out
+    single students.
+
+    Returns
+    -------
+    ndarray, shape (S, N)
+    """
+    mu_xj = effects["mu_xj"][:, group_codes]
+    mean = (
+        params["alpha"][:, None]
+        + params["beta_b"][:, None] * mu_xj
+        + params["beta_w"][:, None] * (x[None, :] - mu_xj)
+        + effects["delta"][:, group_codes]
+    )
+    if covariates.shape[1]:
+        if form == "shared":
+            mean = mean + params["gamma"] @ covariates.T
+        else:
+            mu_cj = effects["mu_cj"][:, group_codes, :]  # (S, N, k)
+            mean = mean + np.einsum("snk,sk->sn", mu_cj, params["gamma_b"])
+            mean = mean + np.einsum(
+                "snk,sk->sn", covariates[None] - mu_cj, params["gamma_w"]
+            )
+    s2 = params["sigma2"][:, None]
+    return -0.5 * (_LOG2PI + np.log(s2)) - 0.5 * (y[None, :] - mean) ** 2 / s2
+
+
+def simulate(
+    n_groups: int = 40,
+    group_size: int | np.ndarray = 30,
+    *,
+    beta_b: float = 1.0,
+    beta_w: float = 0.5,
+    gamma: tuple[float, ...] = (0.3,),
+    alpha: float = 0.0,
+    mu_x: float = 0.0,
+    tau2_x: float = 0.25,
+    sigma2_x: float = 1.0,
+    tau2: float = 0.2,
+    sigma2: float = 1.0,
+    random_state: Any = None,
+) -> tuple[Any, dict[str, float]]:
+    """Simulate data from the shared-slope latent covariate model and return the truth.
+
+    Covariates are independent standard normals at level 1 (so the shared and the
+    level-specific forms hold with ``gamma_b = gamma_w = gamma``).
+
+    Returns
+    -------
+    data : pandas.DataFrame
+        Columns ``y, x, c1..ck, g``.
+    truth : dict of str to float
+        The parameters, with the contract's labels (``gamma_c1`` ...).
+    """
+    import pandas as pd
+
+    from mlob_pp.validate import as_generator
+
+    rng = as_generator(random_state)
+    sizes = np.broadcast_to(np.asarray(group_size, dtype=int), (n_groups,))
+    g = np.repeat(np.arange(n_groups), sizes)
+    mu_j = mu_x + np.sqrt(tau2_x) * rng.standard_normal(n_groups)
+    x = mu_j[g] + np.sqrt(sigma2_x) * rng.standard_normal(g.size)
+    cov = rng.standard_normal((g.size, len(gamma)))
+    delta = np.sqrt(tau2) * rng.standard_normal(n_groups)
+    y = (
+        alpha
+        + beta_b * mu_j[g]
+        + beta_w * (x - mu_j[g])
+        + cov @ np.asarray(gamma, dtype=float)
+        + delta[g]
+        + np.sqrt(sigma2) * rng.standard_normal(g.size)
+    )
+    data = pd.DataFrame({"y": y, "x": x, "g": [f"g{j:03d}" for j in g]})
+    for i in range(len(gamma)):
+        data[f"c{i + 1}"] = cov[:, i]
+    truth = {
+        "beta_b": beta_b,
+        "beta_w": beta_w,
+        "beta_c": beta_b - beta_w,
+        **{f"gamma_c{i + 1}": float(v) for i, v in enumerate(gamma)},
+        "alpha": alpha,
+        "mu_x": mu_x,
+        "tau2_x": tau2_x,
+        "sigma2_x": sigma2_x,
+        "icc_x": tau2_x / (tau2_x + sigma2_x),
+        "tau2": tau2,
+        "sigma2": sigma2,
+    }
+    return data, truth
