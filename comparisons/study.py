@@ -939,7 +939,7 @@ def run_study(
         else:
             todo.append(task)
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     total_reps = len(cells) * replications
     done_reps = sum(r["stop"] - r["start"] for r in results.values())
