@@ -238,7 +238,8 @@ def mcmc_estimator(
     """Full MCMC of the PyMC latent covariate model, one :func:`mlob_pp.fit_mcmc` per data set.
 
     The estimate is the posterior mean of ``beta_b``, the SE its posterior SD and the interval
-    the central `conf_level` credible interval; ``converged`` means R-hat <= `rhat_max`.
+    the equal-tailed `conf_level` credible interval; ``converged`` means R-hat of ``beta_b``
+    <= `rhat_max`; fits that warned (e.g. divergences) are marked in ``warning``.
     """
     from mlob_pp import fit_mcmc
 
@@ -246,7 +247,7 @@ def mcmc_estimator(
 
     def fit(df: Any, i: int) -> Any:
         return fit_mcmc(_formula(_k(covariates)), df, "group", draws=draws, tune=tune,
-                        chains=chains, random_seed=seeds[i])
+                        chains=chains, random_seed=seeds[i], conf_level=conf_level)
 
     def extract(res: Any, level: float) -> tuple[float, float, float, float, bool]:
         return _mcmc_extract(res, level, rhat_max)
@@ -255,35 +256,11 @@ def mcmc_estimator(
 
 
 def _mcmc_extract(res: Any, conf_level: float, rhat_max: float):
-    post = _posterior_beta_b(res)
-    if post is not None:
-        a = (1.0 - conf_level) / 2.0
-        est, se = float(np.mean(post)), float(np.std(post, ddof=1))
-        lo, hi = (float(v) for v in np.quantile(post, [a, 1.0 - a]))
-    else:  # fall back to the summary table (its own interval)
-        row = res.summary().loc["beta_b"]
-        est, se = float(row["estimate"]), float(row["std_error"])
-        lo, hi = float(row["ci_lower"]), float(row["ci_upper"])
-    rhat = np.nan
-    try:
-        rhat = float(res.summary().loc["beta_b", "r_hat"])
-    except Exception:  # noqa: BLE001 - no R-hat available: cannot judge convergence
-        pass
-    converged = bool(np.isfinite(rhat) and rhat <= rhat_max) if np.isfinite(rhat) else True
-    return est, se, lo, hi, converged
-
-
-def _posterior_beta_b(res: Any) -> np.ndarray | None:
-    for attr in ("posterior", "idata", "trace", "datatree"):
-        obj = getattr(res, attr, None)
-        if obj is None:
-            continue
-        try:
-            node = obj["posterior"] if attr != "posterior" else obj
-            return np.asarray(node["beta_b"]).ravel()
-        except Exception:  # noqa: BLE001 - try the next container layout
-            continue
-    return None
+    row = res.summary(conf_level).loc["beta_b"]
+    rhat = float(row.get("r_hat", np.nan))
+    converged = bool(rhat <= rhat_max) if np.isfinite(rhat) else False
+    return (float(row["estimate"]), float(row["std_error"]), float(row["ci_lower"]),
+            float(row["ci_upper"]), converged)
 
 
 def _per_dataset(fit, extract, y, x, covariates, *, conf_level):

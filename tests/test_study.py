@@ -1,5 +1,6 @@
 import json
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -312,3 +313,116 @@ def test_dask_local_cluster_matches_serial(small_study):
     serial = run_study(SMALL, replications=20, random_seed=11, progress=False,
                        estimators={"means": moment_ratio})
     xr.testing.assert_identical(_results(dp), _results(serial))
+
+
+# -- per-replication arms -----------------------------------------------------------------------
+
+ONE = {"icc_x": (0.3,), "J": (10,), "n": (5,), "beta_b": (0.5,), "beta_w": (0.2,)}
+
+
+def test_ml_arm_on_a_subset_matches_direct_fits():
+    from mlob_pp.comparisons.simulate import frame_from_arrays, simulate_replications
+
+    from mlob_pp import fit_ml
+
+    ds = run_study({**ONE, "n": (5, 15)}, replications=6, random_seed=4, progress=False,
+                   estimators=["mlob", "ml"],
+                   subsets={"ml": {"replications": 3, "cells": {"n": [5]}}},
+                   keep_replications=True)
+    c = ds["counts"].sel(estimator="ml").squeeze()
+    assert c.sel(n=5, count="n_replications") == 3 and c.sel(n=15, count="n_replications") == 0
+    assert c.sel(count="n_error").sum() == 0
+    cell = dict(icc_x=0.3, J=10, n=5, beta_b=0.5, beta_w=0.2, gamma=0.3, rho_c=0.4, tau2=0.1,
+                sigma2=0.6)
+    y, x, cov = simulate_replications(cell, 0, 3, random_seed=4)
+    est = ds["estimate"].sel(estimator="ml", n=5).squeeze().values
+    assert np.isnan(est[3:]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct = [fit_ml("Y ~ X + C", frame_from_arrays(y[r], x[r], cov[r]), "group")
+                  for r in range(3)]
+    np.testing.assert_allclose(est[:3], [f.coef["beta_b"] for f in direct], rtol=1e-10)
+
+
+@pytest.mark.mcmc
+@pytest.mark.slow
+def test_mcmc_arm_on_two_replications():
+    ds = run_study(ONE, replications=4, random_seed=4, progress=False,
+                   estimators=["mlob", "mcmc"], subsets={"mcmc": {"replications": 2}},
+                   mcmc_kwargs={"draws": 200, "tune": 200, "chains": 2})
+    c = ds["counts"].sel(estimator="mcmc").squeeze()
+    assert c.sel(count="n_replications") == 2 and c.sel(count="n_error") == 0
+    v = ds["value"].sel(estimator="mcmc").squeeze()
+    assert np.isfinite(v.sel(metric=["rmse", "coverage"])).all()
+    assert json.loads(ds.attrs["mcmc_kwargs"])["draws"] == 200
+
+
+# -- CLI and plots ------------------------------------------------------------------------------
+
+
+def test_cli_simulate_writes_netcdf_and_plots(tmp_path, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mlob_pp.cli import main
+
+    out = tmp_path / "r.nc"
+    argv = ["simulate", "--set", "J=5,10", "--set", "n=5", "--set", "icc_x=0.1",
+            "--set", "beta_b=0.5", "--set", "beta_w=0.2", "--set", "rho_c=0.2",
+            "--replications", "20", "--seed", "3", "--chunk-size", "8", "--out", str(out),
+            "--plots", str(tmp_path / "figs"), "--no-progress"]
+    assert main(argv) == 0
+    ds = load_study(out)
+    assert ds.sizes["J"] == 2 and ds.attrs["param_rho_c"] == 0.2
+    assert ds.attrs["random_seed"] == "3" and ds.attrs["chunk_size"] == 8
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "coverage.png", "relative_bias.png", "rmse.png"]
+    assert "wrote" in capsys.readouterr().out
+    direct = run_study({"J": (5, 10), "n": (5,), "icc_x": (0.1,), "beta_b": (0.5,),
+                        "beta_w": (0.2,), "rho_c": 0.2}, replications=20, random_seed=3,
+                       progress=False)
+    xr.testing.assert_identical(_results(ds), _results(direct))
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--set", "K=1"], "--set expects NAME=V1"),
+        (["--set", "J=a"], "--set J: values must be numbers"),
+        (["--estimators", "lasso"], "unknown estimator 'lasso'"),
+    ],
+)
+def test_cli_simulate_errors(tmp_path, capsys, argv, match):
+    from mlob_pp.cli import main
+
+    code = main(["simulate", "--out", str(tmp_path / "x.nc"), "--replications", "2",
+                 "--no-progress", *argv])
+    assert code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_plots(small_study):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mlob_pp.comparisons import study_plots
+
+    fig = study_plots.plot_rmse(small_study)
+    assert len(fig.axes) == 1 * 1  # one icc_x level x one n level
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and len(ax.lines) >= 2
+    plt.close(fig)
+    fig = study_plots.plot_coverage(small_study, row=None, col="beta_w")
+    assert len(fig.axes) == 2
+    plt.close(fig)
+    fig = study_plots.plot_relative_bias(small_study, select={"beta_w": 0.2})
+    plt.close(fig)
+    value, mcse = study_plots.reduce_metric(small_study, "rmse", ["J"])
+    assert value.dims == ("J", "estimator") or set(value.dims) == {"J", "estimator"}
+    expected = small_study["value"].sel(metric="rmse").mean(["icc_x", "n", "beta_b", "beta_w"])
+    xr.testing.assert_allclose(value, expected)
+    with pytest.raises(ValueError, match="`metric` must be one of rmse"):
+        study_plots.plot_metric(small_study, "mae")
+    with pytest.raises(ValueError, match="`K` is not a factor of this study"):
+        study_plots.plot_metric(small_study, x="K")
