@@ -79,15 +79,26 @@ def main() -> None:
     wall = time.perf_counter() - t0
     total = int(ds["counts"].sel(estimator="mlob", count="n_replications").sum())
     sec = ds["seconds"].sum([d for d in ds["seconds"].dims if d != "phase"])
+    cpu = ds["cpu_seconds"].sum([d for d in ds["seconds"].dims if d != "phase"])
     gen = float(sec.sel(phase="generate"))
     est = float(sec.sel(phase=["mlob", "ml_moments"]).sum())
     busy = gen + est
-    print(f"\nfull design: {ds.sizes} ")
+    cgen = float(cpu.sel(phase="generate"))
+    cest = float(cpu.sel(phase=["mlob", "ml_moments"]).sum())
+    load = os.getloadavg()
+    print(f"\nfull design: {dict(ds.sizes)}")
     print(f"replications fitted            : {total:,} ({ds.attrs['scheduler']})")
     print(f"wall time                      : {wall:8.1f} s   (target < 600 s)")
     print(f"replications per second        : {total / wall:8.0f}   (target > 4,500)")
-    print(f"worker time, data generation   : {gen:8.1f} s  ({100 * gen / busy:4.1f} %)")
-    print(f"worker time, estimation        : {est:8.1f} s  ({100 * est / busy:4.1f} %)")
+    print(f"load average at the end        : {load[0]:.1f} (1 min), {load[2]:.1f} (15 min) "
+          f"on {os.cpu_count()} cores")
+    print(f"worker wall time, generation   : {gen:8.1f} s  ({100 * gen / busy:4.1f} %)")
+    print(f"worker wall time, estimation   : {est:8.1f} s  ({100 * est / busy:4.1f} %)")
+    print(f"worker CPU time, generation    : {cgen:8.1f} s  ({100 * cgen / (cgen + cest):4.1f} %)")
+    print(f"worker CPU time, estimation    : {cest:8.1f} s  ({100 * cest / (cgen + cest):4.1f} %)")
+    ideal = (cgen + cest) / (os.cpu_count() or 1)
+    print(f"CPU time / cores (an unloaded machine's wall time, ideally): {ideal:8.1f} s "
+          f"= {total / ideal:8.0f} replications/s")
     by_size = ds["seconds"].sum(["icc_x", "beta_b", "beta_w"])
     print("worker seconds per (J, n) cell group [generate / estimate]:")
     for J in ds["J"].values:

@@ -367,36 +367,38 @@ def _run_chunk(task: _Task) -> dict[str, Any]:
     """Generate one chunk's data and fit every estimator; return per-replication arrays."""
     B = task.stop - task.start
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     y, x, c = simulate_replications(
         task.params, task.start, task.stop, random_seed=task.random_seed,
         seed_block=task.seed_block,
     )
     seconds["generate"] = time.perf_counter() - t0
+    seconds["cpu:generate"] = time.process_time() - c0
     results = {name: _empty(B) for name, _ in task.estimators}
     builtin_cf = [n for n, fn in task.estimators if fn is None and n in _CLOSED_FORM]
     if builtin_cf:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             cf = closed_form_estimators(y, x, c, conf_level=task.conf_level, mode=task.mode)
         except Exception:  # noqa: BLE001 - retry row by row, counting failures
             cf = {n: _call_plugin(_closed_form_one(n, task.mode), y, x, c, task.conf_level)
                   for n in builtin_cf}
         dt = (time.perf_counter() - t0) / len(builtin_cf)
+        dc = (time.process_time() - c0) / len(builtin_cf)
         for n in builtin_cf:
             _fill(results[n], slice(0, B), cf[n], task.conf_level)
-            seconds[n] = dt
+            seconds[n], seconds[f"cpu:{n}"] = dt, dc
     for name, fn in task.estimators:
         if fn is None and name in _CLOSED_FORM:
             continue
         stop = min(task.stop, task.arm_stop.get(name, task.stop))
         m = stop - task.start
-        seconds[name] = 0.0
+        seconds[name] = seconds[f"cpu:{name}"] = 0.0
         if m <= 0:
             continue
         sub = slice(0, m)
         ys, xs, cs = y[sub], x[sub], c[sub]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if fn is not None:
             out = _call_plugin(fn, ys, xs, cs, task.conf_level)
         elif name == "ml":
@@ -407,6 +409,7 @@ def _run_chunk(task: _Task) -> dict[str, Any]:
             out = mcmc_estimator(ys, xs, cs, conf_level=task.conf_level, random_seeds=seeds,
                                  **task.mcmc_kwargs)
         seconds[name] = time.perf_counter() - t0
+        seconds[f"cpu:{name}"] = time.process_time() - c0
         _fill(results[name], sub, out, task.conf_level)
     return {"cell": task.cell, "start": task.start, "stop": task.stop, "results": results,
             "seconds": seconds}
@@ -830,7 +833,8 @@ def run_study(
         ``metric`` (:data:`METRICS`), ``count`` (:data:`COUNTS`), ``phase`` (``generate`` and
         the estimators). Variables: ``value``, ``mcse`` and ``n_used`` (factors x estimator x
         metric), ``counts`` (factors x estimator x count), ``truth`` and ``icc_y`` (factors),
-        ``seconds`` (factors x phase: time spent). Attributes: provenance and settings.
+        ``seconds`` and ``cpu_seconds`` (factors x phase: wall and CPU time spent).
+        Attributes: provenance and settings.
 
     Raises
     ------
@@ -977,6 +981,7 @@ def _assemble(design, cells, replications, est, results, conf_level, keep_replic
     counts = np.zeros((ncell, E, C), dtype=np.int64)
     phases = ["generate", *names]
     seconds = np.zeros((ncell, len(phases)))
+    cpu_seconds = np.zeros((ncell, len(phases)))
     truth = np.array([float(c["beta_b"]) for c in cells])
     icc_y = np.array([implied_icc_y(c) for c in cells])
     per_rep = {f: np.full((ncell, E, replications), np.nan) for f in _FIELDS} \
@@ -989,6 +994,7 @@ def _assemble(design, cells, replications, est, results, conf_level, keep_replic
         for ch in chunks:
             for p, ph in enumerate(phases):
                 seconds[ci, p] += ch["seconds"].get(ph, 0.0)
+                cpu_seconds[ci, p] += ch["seconds"].get(f"cpu:{ph}", np.nan)
         for e, name in enumerate(names):
             cat = {key: np.concatenate([ch["results"][name][key] for ch in chunks])
                    for key in (*_FIELDS, *_BOOLS)}
@@ -1012,6 +1018,7 @@ def _assemble(design, cells, replications, est, results, conf_level, keep_replic
         "truth": (fdims, truth.reshape(shape)),
         "icc_y": (fdims, icc_y.reshape(shape)),
         "seconds": ([*fdims, "phase"], seconds.reshape(*shape, len(phases))),
+        "cpu_seconds": ([*fdims, "phase"], cpu_seconds.reshape(*shape, len(phases))),
     }
     if per_rep is not None:
         coords["replication"] = np.arange(replications)
@@ -1026,6 +1033,7 @@ def _assemble(design, cells, replications, est, results, conf_level, keep_replic
     ds["truth"].attrs["description"] = "true beta_b"
     ds["icc_y"].attrs["description"] = "ICC of Y implied by the data-generating process"
     ds["seconds"].attrs["description"] = "wall seconds spent generating data and per estimator"
+    ds["cpu_seconds"].attrs["description"] = "CPU seconds of the process (all its threads)"
     return ds
 
 
