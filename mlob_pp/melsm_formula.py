@@ -77,7 +77,7 @@ def _split_top(text: str, sep: str) -> list[str]:
 
 
 def _is_wrapped(term: str) -> bool:
-    """True if `term` is one parenthesised expression ``( ... )``."""
+    """Return True if `term` is one parenthesised expression ``( ... )``."""
     if not (term.startswith("(") and term.endswith(")")):
         return False
     depth = 0
@@ -124,7 +124,9 @@ def split_mixed_formula(formula: str, name: str, *, one_sided: bool = False) -> 
     text = " ".join(formula.split())
     if text.count("~") != 1:
         example = "'~ x + (1 | school)'" if one_sided else "'y ~ x + (1 | school)'"
-        raise ValueError(f"`{name}` must be a formula with one '~', like {example}; got {formula!r}")
+        raise ValueError(
+            f"`{name}` must be a formula with one '~', like {example}; got {formula!r}"
+        )
     lhs, rhs = (s.strip() for s in text.split("~"))
     if not one_sided and not lhs:
         raise ValueError(
@@ -211,7 +213,7 @@ def _matrix(rhs: str, data: pd.DataFrame, name: str) -> tuple[np.ndarray, list[s
 def design_matrices(
     formula: MixedFormula, data: pd.DataFrame, name: str
 ) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
-    """Fixed and random design matrices of `formula` on `data`.
+    """Build the fixed and random design matrices of `formula` on `data`.
 
     Returns
     -------
