@@ -294,29 +294,35 @@ def build_model(stats: SufficientStatistics) -> Any:
             chol_w, _, _ = pm.LKJCholeskyCov(
                 "chol_w", n=p, eta=2.0, sd_dist=pm.HalfNormal.dist(1.0, shape=p)
             )
+            # small p x p algebra unrolled into elementwise ops over the J groups (much faster
+            # to compile and to run under numba than batched LAPACK calls)
             sig_b = chol_b @ chol_b.T
             sig_w = chol_w @ chol_w.T
-            w_vv = within[1 : 1 + p, 1 : 1 + p]
-            a_w = pt.linalg.solve_triangular(chol_w, w_vv, lower=True)
-            b_w = pt.linalg.solve_triangular(chol_w, a_w.T, lower=True)
+            lw = [[chol_w[a, b] for b in range(p)] for a in range(p)]
+            # tr(Sigma_w^-1 W_VV) = tr(L^-1 W_VV L^-T): A = L^-1 W_VV, then diag of L^-1 A'
+            cols = [_forward_solve(lw, [within[1 + a, 1 + b] for a in range(p)]) for b in range(p)]
+            cols2 = [_forward_solve(lw, [cols[b][a] for b in range(p)]) for a in range(p)]
+            trace_term = sum(cols2[a][a] for a in range(p))
             ll_v_within = -0.5 * (n_obs - n_groups) * (
-                p * _LOG2PI + 2.0 * pt.sum(pt.log(pt.diag(chol_w)))
-            ) - 0.5 * pt.trace(b_w)
-            s_mat = sig_b[None, :, :] + sig_w[None, :, :] / n[:, None, None]
-            l_j = pt.linalg.cholesky(s_mat)
-            d_j = vbar - mu[None, :]
-            sb_c = sig_b @ c
-            rhs = pt.stack([d_j, pt.broadcast_to(sb_c[None, :], d_j.shape)], axis=-1)
-            sol = pt.linalg.solve_triangular(l_j, rhs, lower=True)  # (J, p, 2)
-            a_j, s_vec = sol[:, :, 0], sol[:, :, 1]
-            logdiag = pt.log(pt.diagonal(l_j, axis1=1, axis2=2))
+                p * _LOG2PI + 2.0 * sum(pt.log(chol_w[a, a]) for a in range(p))
+            ) - 0.5 * trace_term
+            s_mat = [[sig_b[a, b] + sig_w[a, b] / n for b in range(p)] for a in range(p)]
+            l_j = _cholesky(s_mat)
+            d_j = [vbar[:, a] - mu[a] for a in range(p)]
+            sb_c = [pt.sum(sig_b[a, :] * c) for a in range(p)]
+            a_j = _forward_solve(l_j, d_j)
+            s_vec = _forward_solve(l_j, sb_c)
             ll_v = ll_v_within + pt.sum(
                 -0.5 * p * (_LOG2PI + pt.log(n))
-                - pt.sum(logdiag, axis=1)
-                - 0.5 * pt.sum(a_j**2, axis=1)
+                - sum(pt.log(l_j[a][a]) for a in range(p))
+                - 0.5 * sum(a_j[a] ** 2 for a in range(p))
             )
-            cm_j = pt.dot(c, mu) + pt.sum(s_vec * a_j, axis=1)
-            t_j = tau**2 + pt.dot(c, sb_c) - pt.sum(s_vec**2, axis=1)
+            cm_j = pt.dot(c, mu) + sum(s_vec[a] * a_j[a] for a in range(p))
+            t_j = (
+                tau**2
+                + sum(c[a] * sb_c[a] for a in range(p))
+                - sum(s_vec[a] ** 2 for a in range(p))
+            )
 
         s2 = sigma**2
         # within residual sum of squares b' W b with b = (1, -beta_w, -gamma)
@@ -336,6 +342,28 @@ def build_model(stats: SufficientStatistics) -> Any:
         )
         pm.Potential("loglik", ll_v + ll_y)
     return model
+
+
+def _cholesky(mat: list[list[Any]]) -> list[list[Any]]:
+    """Cholesky factor of a small symmetric matrix given as nested lists of tensors."""
+    import pytensor.tensor as pt
+
+    p = len(mat)
+    low: list[list[Any]] = [[0.0] * p for _ in range(p)]
+    for i in range(p):
+        for k in range(i + 1):
+            acc = mat[i][k] - sum((low[i][m] * low[k][m] for m in range(k)), 0.0)
+            low[i][k] = pt.sqrt(acc) if i == k else acc / low[k][k]
+    return low
+
+
+def _forward_solve(low: list[list[Any]], rhs: list[Any]) -> list[Any]:
+    """Solve ``L a = rhs`` for lower-triangular ``L`` given as nested lists of tensors."""
+    out: list[Any] = []
+    for i in range(len(rhs)):
+        acc = rhs[i] - sum((low[i][m] * out[m] for m in range(i)), 0.0)
+        out.append(acc / low[i][i])
+    return out
 
 
 def _split_draws(post: dict[str, np.ndarray], stats: SufficientStatistics) -> dict[str, Any]:
@@ -526,24 +554,29 @@ def pointwise_log_likelihood(
     -------
     ndarray, shape (S, N)
     """
-    mu_xj = effects["mu_xj"][:, group_codes]
-    mean = (
-        params["alpha"][:, None]
-        + params["beta_b"][:, None] * mu_xj
-        + params["beta_w"][:, None] * (x[None, :] - mu_xj)
-        + effects["delta"][:, group_codes]
-    )
-    if covariates.shape[1]:
-        if form == "shared":
-            mean = mean + params["gamma"] @ covariates.T
-        else:
-            mu_cj = effects["mu_cj"][:, group_codes, :]  # (S, N, k)
-            mean = mean + np.einsum("snk,sk->sn", mu_cj, params["gamma_b"])
-            mean = mean + np.einsum(
-                "snk,sk->sn", covariates[None] - mu_cj, params["gamma_w"]
-            )
-    s2 = params["sigma2"][:, None]
-    return -0.5 * (_LOG2PI + np.log(s2)) - 0.5 * (y[None, :] - mean) ** 2 / s2
+    n_draws = params["alpha"].shape[0]
+    out = np.empty((n_draws, y.shape[0]))
+    step = max(1, 2_000_000 // max(1, y.shape[0] * max(1, covariates.shape[1])))
+    for start in range(0, n_draws, step):
+        sl = slice(start, start + step)
+        mu_xj = effects["mu_xj"][sl][:, group_codes]
+        mean = (
+            params["alpha"][sl, None]
+            + params["beta_b"][sl, None] * mu_xj
+            + params["beta_w"][sl, None] * (x[None, :] - mu_xj)
+            + effects["delta"][sl][:, group_codes]
+        )
+        if covariates.shape[1]:
+            if form == "shared":
+                mean += params["gamma"][sl] @ covariates.T
+            else:
+                mu_cj = effects["mu_cj"][sl][:, group_codes, :]  # (s, N, k)
+                slope_c = params["gamma_b"][sl] - params["gamma_w"][sl]
+                mean += np.einsum("snk,sk->sn", mu_cj, slope_c)
+                mean += params["gamma_w"][sl] @ covariates.T
+        s2 = params["sigma2"][sl, None]
+        out[sl] = -0.5 * (_LOG2PI + np.log(s2)) - 0.5 * (y[None, :] - mean) ** 2 / s2
+    return out
 
 
 def simulate(
