@@ -739,7 +739,7 @@ def _get_client(scheduler: Any, n_workers: int | None):
     if scheduler == "local":
         # one thread per worker, also for numba's parallel grid search of the estimator
         cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None,
+                               processes=True, dashboard_address=":0",
                                env={"NUMBA_NUM_THREADS": "1"})
         client = Client(cluster)
 

@@ -291,7 +291,7 @@ def test_progress_bar_goes_to_stderr(capsys):
 def test_dask_local_cluster_matches_serial(small_study):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         ds = run_study(SMALL, replications=60, random_seed=11, chunk_size=15, progress=False,
                        scheduler=client)
