@@ -243,7 +243,7 @@ def sample_null_model(
     >>> idata = sample_null_model(mlob_pp.datasets.load("hsb"), "mAch", "school",
     ...                           draws=200, tune=200, random_seed=1)  # doctest: +SKIP
     """
-    from mlob_pp.variability import _check_column, _check_frame, _group_index
+    from mlob_pp.variability_null import _check_column, _check_frame, _group_index
 
     data = _check_frame(data)
     y = _check_column(data, outcome, "outcome", numeric=True)
