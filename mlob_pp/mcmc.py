@@ -348,8 +348,9 @@ def fit_mcmc(
         form=covariates, term_names=mf.covariate_names,
     )
     model = lc.build_model(stats)
-
-    import nutpie
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import nutpie
 
     with warnings.catch_warnings():
         # PyTensor's C backend (used for the initial point only) warns about a missing BLAS

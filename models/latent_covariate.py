@@ -82,6 +82,7 @@ __all__ = [
     "SufficientStatistics",
     "sufficient_statistics",
     "build_model",
+    "import_pymc",
     "data_updates",
     "to_original_scale",
     "draw_group_effects",
@@ -228,6 +229,21 @@ def data_updates(stats: SufficientStatistics) -> dict[str, np.ndarray]:
     return out
 
 
+def import_pymc() -> Any:
+    """Import PyMC (first import inside a function), silencing its import-time deprecations.
+
+    PyMC 6.3 imports names that PyTensor 3.3 has moved (``pytensor.ifelse.IfElse``), which
+    emits a ``DeprecationWarning`` on the first import; it is not ours to fix.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import pymc
+        import pytensor.tensor  # noqa: F401
+    return pymc
+
+
 def build_model(stats: SufficientStatistics) -> Any:
     """Build the PyMC model (standardised scale, group effects integrated out).
 
@@ -248,7 +264,7 @@ def build_model(stats: SufficientStatistics) -> Any:
         :func:`data_updates`), so the model can be compiled once and refitted to new data of
         the same structure.
     """
-    import pymc as pm
+    pm = import_pymc()
     import pytensor.tensor as pt
 
     p = stats.n_split
@@ -592,12 +608,15 @@ def simulate(
     sigma2_x: float = 1.0,
     tau2: float = 0.2,
     sigma2: float = 1.0,
+    tau2_c: float = 0.0,
     random_state: Any = None,
 ) -> tuple[Any, dict[str, float]]:
     """Simulate data from the shared-slope latent covariate model and return the truth.
 
-    Covariates are independent standard normals at level 1 (so the shared and the
-    level-specific forms hold with ``gamma_b = gamma_w = gamma``).
+    The covariates are independent normals with between-group variance `tau2_c` and
+    within-group variance 1, independent of X, so the shared and the level-specific forms
+    both hold (with ``gamma_b = gamma_w = gamma``).  `group_size` is one size for all groups
+    or one per group (unbalanced data).
 
     Returns
     -------
@@ -616,6 +635,7 @@ def simulate(
     mu_j = mu_x + np.sqrt(tau2_x) * rng.standard_normal(n_groups)
     x = mu_j[g] + np.sqrt(sigma2_x) * rng.standard_normal(g.size)
     cov = rng.standard_normal((g.size, len(gamma)))
+    cov += np.sqrt(tau2_c) * rng.standard_normal((n_groups, len(gamma)))[g]
     delta = np.sqrt(tau2) * rng.standard_normal(n_groups)
     y = (
         alpha

@@ -1,0 +1,328 @@
+"""Tests of the MCMC fit of the latent covariate model (mlob_pp.mcmc, mlob_pp.models).
+
+The PyMC model is compiled once per structure per process: every sampling test below uses two
+covariates so that the simulated data and HSB (``mAch ~ ses + minrty + sx``) share the two
+compiled models (shared and level-specific slopes).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.stats as st
+from mlob_pp.models import latent_covariate as lc
+
+import mlob_pp
+from mlob_pp.mcmc import ConvergenceWarning, fit_mcmc
+from tests.conftest import load_reference
+
+FORMULA = "y ~ x + c1 + c2"
+HSB_FORMULA = "mAch ~ ses + minrty + sx"
+
+
+# --------------------------------------------------------------------------- no sampling
+
+
+def test_import_mlob_pp_does_not_import_pymc():
+    code = (
+        "import sys, mlob_pp, mlob_pp.mcmc, mlob_pp.models.latent_covariate; "
+        "mlob_pp.fit_mcmc; mlob_pp.MCMCResult; "
+        "print('pymc' in sys.modules or 'nutpie' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def _dense_loglik(stats, val, y, x, c, g):
+    """Log density of all (V, y) of every group from the dense joint normal of the latents."""
+    cols = np.column_stack([y, x, c])
+    z = (cols - stats.center) / stats.scale
+    ys, p = z[:, 0], stats.n_split
+    v, cc = z[:, 1 : 1 + p], z[:, 1 + p :]
+    bb, bw, mu, a = val["beta_b_z"], val["beta_w_z"], val["mu_z"], val["alpha_z"]
+    if p == 1:
+        sb = np.array([[val["tau_x_z"] ** 2]])
+        sw = np.array([[val["sigma_x_z"] ** 2]])
+        gam = val["gamma_z"]
+    else:
+        sb = val["chol_b"] @ val["chol_b"].T
+        sw = val["chol_w"] @ val["chol_w"].T
+        gam = np.zeros(0)
+    t2, s2 = val["tau_z"] ** 2, val["sigma_z"] ** 2
+    total = 0.0
+    for j in range(stats.n_groups):
+        idx = g == j
+        n = int(idx.sum())
+        # latents (mu_V, w_1..w_n, delta, eps_1..eps_n); observed (V_1..V_n, y_1..y_n)
+        dz = p + n * p + 1 + n
+        sz = np.zeros((dz, dz))
+        sz[:p, :p] = sb
+        for i in range(n):
+            sz[p + i * p : p + (i + 1) * p, p + i * p : p + (i + 1) * p] = sw
+        sz[p + n * p, p + n * p] = t2
+        sz[p + n * p + 1 :, p + n * p + 1 :] = np.eye(n) * s2
+        m = np.zeros((n * p + n, dz))
+        mean = np.zeros(n * p + n)
+        for i in range(n):
+            m[i * p : (i + 1) * p, :p] = np.eye(p)
+            m[i * p : (i + 1) * p, p + i * p : p + (i + 1) * p] = np.eye(p)
+            mean[i * p : (i + 1) * p] = mu
+            r = n * p + i
+            m[r, :p] = bb
+            m[r, p + i * p : p + (i + 1) * p] = bw
+            m[r, p + n * p] = 1.0
+            m[r, p + n * p + 1 + i] = 1.0
+            mean[r] = a + bb @ mu + (cc[idx][i] @ gam if gam.size else 0.0)
+        obs = np.concatenate([v[idx].reshape(-1), ys[idx]])
+        total += st.multivariate_normal(mean, m @ sz @ m.T).logpdf(obs)
+    return total
+
+
+@pytest.mark.filterwarnings("ignore:.*could not link to a BLAS:UserWarning")
+@pytest.mark.parametrize("form", ["shared", "level_specific"])
+def test_marginal_loglik_matches_dense_multivariate_normal(form):
+    import pytensor
+
+    lc.import_pymc()
+
+    rng = np.random.default_rng(3)
+    sizes = np.array([1, 2, 3, 4, 6])  # unbalanced, with a singleton group
+    g = np.repeat(np.arange(sizes.size), sizes)
+    x = rng.normal(size=g.size) + 0.3 * g
+    c = rng.normal(size=(g.size, 2))
+    y = rng.normal(size=g.size) + x
+    stats = lc.sufficient_statistics(y, x, c, g, sizes.size, form=form, term_names=("c1", "c2"))
+    model = lc.build_model(stats)
+    outs = model.replace_rvs_by_values([model.potentials[0], *model.free_RVs])
+    fn = pytensor.function(model.value_vars, outs)
+    for _ in range(3):
+        point = {
+            k: v + rng.normal(scale=0.4, size=np.shape(v))
+            for k, v in model.initial_point().items()
+        }
+        res = fn(*[point[v.name] for v in model.value_vars])
+        val = dict(zip([rv.name for rv in model.free_RVs], res[1:], strict=True))
+        if form == "level_specific":
+            p = stats.n_split
+            for name in ("chol_b", "chol_w"):
+                low = np.zeros((p, p))
+                low[np.tril_indices(p)] = val[name]
+                val[name] = low
+        np.testing.assert_allclose(float(res[0]), _dense_loglik(stats, val, y, x, c, g),
+                                   rtol=1e-10)
+
+
+def test_group_effect_draws_match_dense_conditional():
+    """Conditional posterior of (mu_xj, delta_j) given theta against dense Gaussian algebra."""
+    rng = np.random.default_rng(5)
+    sizes = np.array([2, 5, 9])
+    g = np.repeat(np.arange(sizes.size), sizes)
+    x = rng.normal(size=g.size) + g
+    c = rng.normal(size=(g.size, 1))
+    y = x + rng.normal(size=g.size) + g
+    stats = lc.sufficient_statistics(y, x, c, g, 3, form="shared", term_names=("c1",))
+    theta = {"alpha_z": 0.1, "mu_z": [0.2], "beta_b_z": [0.9], "beta_w_z": [0.4],
+             "gamma_z": [0.3], "tau_z": 0.5, "sigma_z": 0.8, "tau_x_z": 0.7, "sigma_x_z": 0.6}
+    s = 40_000
+    post = {k: np.broadcast_to(np.asarray(v, float), (1, s, *np.shape(v))) for k, v in
+            theta.items()}
+    eff = lc.draw_group_effects(post, stats, np.random.default_rng(1))
+    cols = np.column_stack([y, x, c])
+    z = (cols - stats.center) / stats.scale
+    for j in range(3):
+        idx = g == j
+        n = int(idx.sum())
+        # latents (mu_x, delta, e_1..e_n, eps_1..eps_n); observed (x_1..x_n, y_1..y_n)
+        dz = 2 + 2 * n
+        sz = np.diag([0.7**2, 0.5**2] + [0.6**2] * n + [0.8**2] * n)
+        m = np.zeros((2 * n, dz))
+        mean_obs = np.zeros(2 * n)
+        for i in range(n):
+            m[i, 0], m[i, 2 + i] = 1.0, 1.0
+            m[n + i, 0], m[n + i, 1], m[n + i, 2 + i], m[n + i, 2 + n + i] = 0.9, 1.0, 0.4, 1.0
+            mean_obs[i] = 0.2
+            mean_obs[n + i] = 0.1 + 0.9 * 0.2 + 0.3 * z[idx][i, 2]
+        mean_lat = np.zeros(dz)
+        mean_lat[0] = 0.2
+        cov_ol = m @ sz
+        gain = np.linalg.solve(m @ sz @ m.T, cov_ol).T
+        obs = np.concatenate([z[idx][:, 1], z[idx][:, 0]])
+        cmean = mean_lat + gain @ (obs - mean_obs)
+        ccov = sz - gain @ cov_ol
+        draws_mu = (eff["mu_xj"][:, j] - stats.center[1]) / stats.scale[1]
+        draws_delta = eff["delta"][:, j] / stats.scale[0]
+        np.testing.assert_allclose(draws_mu.mean(), cmean[0], atol=4 * np.sqrt(ccov[0, 0] / s))
+        np.testing.assert_allclose(draws_delta.mean(), cmean[1],
+                                   atol=4 * np.sqrt(ccov[1, 1] / s))
+        np.testing.assert_allclose(np.cov(draws_mu, draws_delta), ccov[:2, :2], rtol=0.05,
+                                   atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"covariates": "both"}, ValueError,
+         r"`covariates` must be one of 'shared', 'level_specific'; got 'both'"),
+        ({"draws": 0}, ValueError, r"`draws` must be an integer >= 1; got 0"),
+        ({"tune": 0}, ValueError, r"`tune` must be an integer >= 1; got 0"),
+        ({"chains": -1}, ValueError, r"`chains` must be an integer >= 1; got -1"),
+        ({"draws": 10.5}, TypeError, r"`draws` must be an integer; got 10.5"),
+        ({"cores": 0}, ValueError, r"`cores` must be an integer >= 1; got 0"),
+        ({"conf_level": 95}, ValueError, r"`conf_level` must be strictly between 0 and 1; got"),
+        ({"random_seed": -3}, ValueError,
+         r"`random_seed` must be a non-negative integer; got -3"),
+        ({"random_seed": "1"}, TypeError,
+         r"`random_seed` must be None, a non-negative int or a numpy Generator; got str"),
+        ({"log_likelihood": 1}, TypeError, r"`log_likelihood` must be True or False; got 1"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, error, match):
+    data, _ = lc.simulate(5, 3, gamma=(0.3, -0.2), random_state=1)
+    with pytest.raises(error, match=match):
+        fit_mcmc(FORMULA, data, "g", **kwargs)
+
+
+def test_bad_formula_is_reported_by_parse_formula():
+    data, _ = lc.simulate(5, 3, random_state=1)
+    with pytest.raises(ValueError, match=r"`formula` uses column\(s\) not in data: 'z'"):
+        fit_mcmc("y ~ z", data, "g")
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@pytest.fixture(scope="module")
+def recovery_shared():
+    data, truth = lc.simulate(40, 30, gamma=(0.3, -0.2), random_state=2024)
+    mc = fit_mcmc(FORMULA, data, "g", draws=500, tune=500, chains=2, random_seed=11)
+    return mc, truth, data
+
+
+def _check_recovery(mc, truth):
+    table = mc.summary()
+    for name, value in truth.items():
+        row = table.loc[name]
+        assert row["ci_lower"] <= value <= row["ci_upper"], (name, value, row.to_dict())
+        assert abs(row["estimate"] - value) < 3 * row["std_error"], name
+        assert row["r_hat"] < 1.01, name
+
+
+@pytest.mark.mcmc
+def test_recovery_shared_slopes(recovery_shared):
+    mc, truth, _ = recovery_shared
+    _check_recovery(mc, truth)
+
+
+@pytest.mark.mcmc
+def test_result_structure(recovery_shared):
+    mc, truth, data = recovery_shared
+    dt = mc.idata
+    assert {"posterior", "sample_stats", "observed_data", "log_likelihood"} <= set(dt.children)
+    post = dt["posterior"]
+    for name in ("beta_b", "beta_w", "beta_c", "alpha", "mu_x", "tau2_x", "sigma2_x",
+                 "icc_x", "tau2", "sigma2"):
+        assert post[name].dims == ("chain", "draw"), name
+    assert post["gamma"].dims == ("chain", "draw", "term")
+    assert list(post["term"].values) == ["c1", "c2"]
+    assert post["mu_xj"].dims == ("chain", "draw", "group")
+    assert post["delta"].sizes == {"chain": 2, "draw": 500, "group": 40}
+    assert list(post["group"].values) == sorted(data["g"].unique())
+    assert dt["log_likelihood"]["y"].sizes == {"chain": 2, "draw": 500, "obs": 1200}
+    assert dt["observed_data"]["covariates"].dims == ("obs", "term")
+    assert "diverging" in dt["sample_stats"]
+    np.testing.assert_allclose(post["beta_c"], post["beta_b"] - post["beta_w"])
+    table = mc.summary()
+    assert list(table.columns) == ["estimate", "std_error", "ci_lower", "ci_upper", "r_hat",
+                                   "ess_bulk", "ess_tail"]
+    assert list(table.index) == ["beta_b", "beta_w", "beta_c", "gamma_c1", "gamma_c2",
+                                 "alpha", "mu_x", "tau2_x", "sigma2_x", "icc_x", "tau2",
+                                 "sigma2"]
+    assert mc.coef["beta_b"] == pytest.approx(float(post["beta_b"].mean()))
+    assert mc.se["beta_b"] == pytest.approx(float(post["beta_b"].std(ddof=1)))
+    wide = mc.summary(conf_level=0.99)
+    assert (wide["ci_lower"] < table["ci_lower"]).all()
+    text = str(mc)
+    assert "beta_b" in text and "seed 11" in text and "2 chains x 500 draws" in text
+    assert dt.attrs["random_seed"] == 11 and dt.attrs["covariates"] == "shared"
+    assert mc.n_obs == 1200 and mc.n_groups == 40
+
+
+@pytest.mark.mcmc
+def test_seed_reproducible_and_model_compiled_once(recovery_shared):
+    mc, _, data = recovery_shared
+    again = fit_mcmc(FORMULA, data, "g", draws=500, tune=500, chains=2, random_seed=11)
+    assert again.compile_time < 1.0  # cached compiled model, data swapped in
+    np.testing.assert_array_equal(again.idata["posterior"]["beta_b"].values,
+                                  mc.idata["posterior"]["beta_b"].values)
+    np.testing.assert_array_equal(again.idata["posterior"]["delta"].values,
+                                  mc.idata["posterior"]["delta"].values)
+    other = fit_mcmc(FORMULA, data, "g", draws=500, tune=500, chains=2,
+                     random_seed=np.random.default_rng(3), log_likelihood=False)
+    assert "log_likelihood" not in other.idata.children
+    assert not np.array_equal(other.idata["posterior"]["beta_b"].values,
+                              mc.idata["posterior"]["beta_b"].values)
+
+
+@pytest.mark.mcmc
+def test_short_run_warns_about_effective_sample_size(recovery_shared):
+    _, _, data = recovery_shared
+    with pytest.warns(ConvergenceWarning, match=r"effective sample size below 200"):
+        fit_mcmc(FORMULA, data, "g", draws=20, tune=30, chains=2, random_seed=1)
+
+
+@pytest.mark.mcmc
+def test_recovery_level_specific_unbalanced():
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(5, 45, size=40)  # unbalanced: nothing is deleted
+    data, truth = lc.simulate(40, sizes, gamma=(0.3, -0.2), tau2_c=0.3, random_state=rng)
+    mc = fit_mcmc(FORMULA, data, "g", covariates="level_specific", draws=500, tune=500,
+                  chains=2, random_seed=5)
+    assert mc.n_obs == int(sizes.sum())
+    # shared slopes are level-specific slopes with gamma_b = gamma_w = gamma
+    gammas = {k: v for k, v in truth.items() if k.startswith("gamma_")}
+    truth = {k: v for k, v in truth.items() if not k.startswith("gamma_")}
+    for k, v in gammas.items():
+        truth[k.replace("gamma_", "gamma_w_")] = v
+        truth[k.replace("gamma_", "gamma_b_")] = v
+    _check_recovery(mc, truth)
+    post = mc.idata["posterior"]
+    assert post["gamma_b"].dims == ("chain", "draw", "term")
+    assert post["mu_cj"].dims == ("chain", "draw", "group", "term")
+    assert "gamma_b_c1" in mc.summary().index
+
+
+@pytest.fixture(scope="module")
+def hsb():
+    return mlob_pp.datasets.load("hsb")
+
+
+@pytest.mark.mcmc
+def test_hsb_level_specific_against_lavaan_and_ml(hsb):
+    ref = load_reference("competitors/hsb82.json")["lavaan"]
+    mc = fit_mcmc(HSB_FORMULA, hsb, "school", covariates="level_specific", draws=1000,
+                  tune=1000, chains=2, random_seed=82, log_likelihood=False)
+    post_mean, post_sd = mc.coef["beta_b"], mc.se["beta_b"]
+    assert abs(post_mean - ref["beta_b"]) < 2 * post_sd
+    assert post_sd == pytest.approx(ref["beta_b_se"], rel=0.15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ML's own warnings are not under test here
+        ml = mlob_pp.fit_ml(HSB_FORMULA, hsb, "school", covariates="level_specific")
+    for name in ("beta_b", "beta_w", "gamma_w_minrtyYes", "gamma_b_sxMale"):
+        assert abs(mc.coef[name] - ml.coef[name]) < 2 * mc.se[name], name
+
+
+@pytest.mark.mcmc
+def test_hsb_shared_against_ml(hsb):
+    mc = fit_mcmc(HSB_FORMULA, hsb, "school", draws=1000, tune=1000, chains=2,
+                  random_seed=82, log_likelihood=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ml = mlob_pp.fit_ml(HSB_FORMULA, hsb, "school")
+    assert abs(mc.coef["beta_b"] - ml.coef["beta_b"]) < 2 * mc.se["beta_b"]
+    assert mc.se["beta_b"] == pytest.approx(ml.se["beta_b"], rel=0.15)
+    for name in ("beta_w", "gamma_minrtyYes", "gamma_sxMale", "tau2", "sigma2", "icc_x"):
+        assert abs(mc.coef[name] - ml.coef[name]) < 2 * mc.se[name], name
