@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="outcome ~ target + covariates (default for hsb: 'mAch ~ ses + minrty + sx')",
     )
     src.add_argument("--group", help="group (school) column (default for hsb: school)")
+    src.add_argument(
+        "--covariates",
+        choices=("shared", "level_specific"),
+        default="shared",
+        help="ML and MCMC: one slope gamma per covariate (shared, as MLOB) or within and between "
+        "slopes gamma_w, gamma_b (level_specific, as lavaan) (default shared)",
+    )
     mlob = parser.add_argument_group("MLOB")
     mlob.add_argument(
         "--balancing-limit",
@@ -227,7 +234,7 @@ def _fit_mcmc(args, data, formula, group):
             kwargs[name] = not args.quiet
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        mc = mlob_pp.fit_mcmc(formula, data, group, **kwargs)
+        mc = mlob_pp.fit_mcmc(formula, data, group, covariates=args.covariates, **kwargs)
     return mc, [str(w.message) for w in caught]
 
 
@@ -299,7 +306,7 @@ def _run(args: argparse.Namespace) -> int:
 
         t0 = begin("true ML of the latent covariate model (all rows)")
         try:
-            ml = mlob_pp.fit_ml(formula, data, group)
+            ml = mlob_pp.fit_ml(formula, data, group, covariates=args.covariates)
         except (ValueError, TypeError, KeyError) as exc:
             raise _UsageError(f"ML: {exc}") from exc
         if not getattr(ml, "converged", True):

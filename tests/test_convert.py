@@ -190,6 +190,22 @@ def hsb_small():
     return sub.groupby("school", sort=False).head(20).reset_index(drop=True)
 
 
+# ------------------------------------------------------------------------ labels
+
+
+def test_labels_to_dataset_level_specific_and_ambiguous_names():
+    from mlob_pp.comparisons.convert import labels_to_dataset
+
+    values = {"gamma_w_a": 1.0, "gamma_b_a": 2.0, "gamma_w_b": 3.0, "gamma_b_b": 4.0, "tau2": 5}
+    ds = labels_to_dataset(values, terms=["a", "b"])
+    assert list(ds.data_vars) == ["gamma_w", "gamma_b", "tau2"]
+    assert ds["gamma_w"].dims == ("term",) and ds["gamma_w"].sel(term="b").item() == 3.0
+    assert ds["gamma_b"].sel(term="a").item() == 2.0
+    # a covariate literally named "w_x" stays a plain gamma
+    ds = labels_to_dataset({"gamma_w_x": 1.0, "gamma_z": 2.0}, terms=["w_x", "z"])
+    assert list(ds.data_vars) == ["gamma"] and ds["term"].values.tolist() == ["w_x", "z"]
+
+
 # ------------------------------------------------------------------------ from_ml
 
 
