@@ -100,6 +100,21 @@ def _default_var_names(results: Mapping[str, xr.DataTree], allowed: Sequence[str
     return [v for v in allowed if v in present]
 
 
+_PARAMETER_DIMS = {"chain", "draw", "term", "term_w", "term_b"}
+
+
+def _extra_var_names(results: Mapping[str, xr.DataTree]) -> list[str]:
+    """Variables outside the model's standard names that are parameters (no group/obs dims)."""
+    extra: dict[str, None] = {}
+    for dt in results.values():
+        for group in ("point_estimate", "posterior"):
+            if group in dt.children:
+                for name, da in dt[group].data_vars.items():
+                    if name not in DISPLAY_ORDER and set(da.dims) <= _PARAMETER_DIMS:
+                        extra[str(name)] = None
+    return list(extra)
+
+
 def _check_var_names(var_names: Any) -> list[str] | None:
     if var_names is None:
         return None
@@ -159,13 +174,14 @@ def _summarize(dt: xr.DataTree, var_names: Sequence[str], conf_level: float) -> 
         for var in var_names:
             if var not in point.data_vars:
                 continue
-            est, sd = point[var], se[var]
-            if wald:
+            est = point[var]
+            nan = xr.full_like(est, np.nan)
+            sd = se[var] if var in se.data_vars else nan  # an estimate without SE: NaN
+            if wald or var not in ci.data_vars:
                 bounds = xr.concat([est - q * sd, est + q * sd], dim="ci_bound")
                 bounds = bounds.assign_coords(ci_bound=["lower", "upper"])
             else:
                 bounds = ci[var]
-            nan = xr.full_like(est, np.nan)
             values = {
                 "estimate": est,
                 "std_error": sd,
@@ -217,8 +233,9 @@ def compare(
         name the estimators; for a list, each result's ``attrs["estimator"]`` is used.
     var_names : str or list of str, optional
         Variables to show (``"beta_b"``, ``"gamma"``, ``"tau2"``, ...). Default: every
-        parameter of the latent covariate model that at least one result has (group effects
-        are left out unless named).
+        parameter of the latent covariate model that at least one result has, in model order,
+        then any other variable without group or observation dims (group effects are left out
+        unless named).
     conf_level : float, default 0.95
         Level of the intervals. Closed-form and ML results keep their own intervals when they
         were computed at this level and get Wald intervals (estimate ± z·SE) otherwise; MCMC
@@ -258,7 +275,7 @@ def compare(
     conf_level = check_probability(conf_level, "conf_level")
     names = _check_var_names(var_names)
     if names is None:
-        names = _default_var_names(named, DISPLAY_ORDER)
+        names = _default_var_names(named, DISPLAY_ORDER) + _extra_var_names(named)
     else:
         known = set(_default_var_names(named, names))
         for dt in named.values():

@@ -152,3 +152,18 @@ def test_compare_name_is_the_function_even_after_importing_the_module():
 
     assert callable(fn) and fn.__name__ == "compare"
     assert mlob_pp.comparisons.compare is fn
+
+
+def test_compare_default_includes_other_parameters_but_not_group_effects(results):
+    import xarray as xr
+
+    extra = results["ml"].copy()
+    post = extra["posterior"].to_dataset()
+    extra["posterior"] = xr.DataTree(post.assign(reliability=post["tau2"] / 10))
+    point = extra["point_estimate"].to_dataset()
+    extra["point_estimate"] = xr.DataTree(
+        point.assign(reliability=point["tau2"] / 10), children=extra["point_estimate"].children
+    )
+    table = compare({"ml": extra, "mcmc": results["mcmc"]})
+    params = list(dict.fromkeys(table.index.get_level_values("parameter")))
+    assert params[-1] == "reliability" and not any(p.startswith("u") for p in params)
