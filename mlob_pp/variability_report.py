@@ -162,7 +162,11 @@ class MixedSummary:
         r["Std.Dev."] = r["Std.Dev."].map(lambda v: f"{v:.5g}")
         if "Corr" in r:
             r["Corr"] = r["Corr"].map(lambda v: "" if not np.isfinite(v) else f"{v:.3f}")
-        return r.to_string(index=False)
+        for col in ("Groups", "Name"):  # left-aligned text columns, as lme4 prints them
+            width = max(len(col), *(len(str(v)) for v in r[col]))
+            r[col] = [str(v).ljust(width) for v in r[col]]
+            r = r.rename(columns={col: col.ljust(width)})
+        return " " + r.to_string(index=False, justify="left").replace("\n", "\n ")
 
     def __str__(self) -> str:
         f = self.fit
