@@ -203,11 +203,17 @@ def recovery_shared():
 
 
 def _check_recovery(mc, truth):
+    """Targets inside their 95% intervals; every parameter within 3 posterior SDs.
+
+    Requiring all ~12 parameters inside their 95% intervals would fail for about half of all
+    simulated data sets by design, so the interval check is for beta_b, beta_w, beta_c.
+    """
     table = mc.summary()
     for name, value in truth.items():
         row = table.loc[name]
-        assert row["ci_lower"] <= value <= row["ci_upper"], (name, value, row.to_dict())
-        assert abs(row["estimate"] - value) < 3 * row["std_error"], name
+        if name in ("beta_b", "beta_w", "beta_c"):
+            assert row["ci_lower"] <= value <= row["ci_upper"], (name, value, row.to_dict())
+        assert abs(row["estimate"] - value) < 3 * row["std_error"], (name, row.to_dict())
         assert row["r_hat"] < 1.01, name
 
 
@@ -260,8 +266,10 @@ def test_seed_reproducible_and_model_compiled_once(recovery_shared):
                                   mc.idata["posterior"]["beta_b"].values)
     np.testing.assert_array_equal(again.idata["posterior"]["delta"].values,
                                   mc.idata["posterior"]["delta"].values)
-    other = fit_mcmc(FORMULA, data, "g", draws=500, tune=500, chains=2,
-                     random_seed=np.random.default_rng(3), log_likelihood=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # diagnostics not under test here
+        other = fit_mcmc(FORMULA, data, "g", draws=500, tune=500, chains=2,
+                         random_seed=np.random.default_rng(3), log_likelihood=False)
     assert "log_likelihood" not in other.idata.children
     assert not np.array_equal(other.idata["posterior"]["beta_b"].values,
                               mc.idata["posterior"]["beta_b"].values)
