@@ -171,7 +171,7 @@ def build_contextual_model(
     return model
 
 
-def _sample(model, *, draws, tune, chains, random_seed, progressbar, attrs) -> Any:
+def _sample(model, *, draws, tune, chains, random_seed, progressbar, attrs, estimator) -> Any:
     import pymc as pm
 
     from mlob_pp.validate import check_int
@@ -192,14 +192,14 @@ def _sample(model, *, draws, tune, chains, random_seed, progressbar, attrs) -> A
         from mlob_pp.comparisons.convert import make_attrs
 
         stamp = make_attrs(
-            "mcmc",
+            estimator,
             settings={"draws": draws, "tune": tune, "chains": chains, "sampler": "nutpie"},
             random_seed=random_seed,
             inference_library="pymc",
             extra=attrs,
         )
     except ImportError:  # pragma: no cover - comparisons layer missing
-        stamp = {"estimator": "mcmc", **attrs}
+        stamp = {"estimator": estimator, **attrs}
     idata.attrs.update(stamp)
     return idata
 
@@ -252,7 +252,7 @@ def sample_null_model(
     model = build_null_model(y, codes, uniques)
     return _sample(
         model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-        progressbar=progressbar,
+        progressbar=progressbar, estimator="mcmc",
         attrs={"model": "null", "outcome": outcome, "group": group, "n_obs": int(y.shape[0]),
                "n_groups": int(uniques.shape[0])},
     )
@@ -291,7 +291,10 @@ def sample_contextual_model(
     -------
     xarray.DataTree
         ``posterior`` with ``alpha, beta_w, beta_b, beta_c, gamma`` (dim ``term``, if there are
-        covariates), ``tau2, sigma2, icc`` and ``delta`` (dim ``group``).
+        covariates), ``tau2, sigma2, icc`` and ``delta`` (dim ``group``);
+        ``attrs["estimator"] == "manifest_mcmc"`` (the observed-group-mean model, not the latent
+        covariate model of :func:`mlob_pp.fit_mcmc`), ``attrs["model"] ==
+        "contextual_manifest"``.
     """
     from mlob_pp.formula import parse_formula
 
@@ -301,8 +304,8 @@ def sample_contextual_model(
     )
     return _sample(
         model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-        progressbar=progressbar,
-        attrs={"model": "contextual", "formula": formula, "group": group,
+        progressbar=progressbar, estimator="manifest_mcmc",
+        attrs={"model": "contextual_manifest", "formula": formula, "group": group,
                "n_obs": mf.n_obs, "n_groups": mf.n_groups},
     )
 

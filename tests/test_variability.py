@@ -485,6 +485,8 @@ def test_bayesian_contextual_model_recovers_parameters(pymc_models):
     idata = pymc_models.sample_contextual_model(df, "y ~ x + c", "school", draws=300,
                                                 tune=300, chains=2, random_seed=5)
     post = idata["posterior"]
+    assert idata.attrs["estimator"] == "manifest_mcmc"
+    assert idata.attrs["model"] == "contextual_manifest"
     assert post["gamma"].dims == ("chain", "draw", "term")
     assert post["gamma"]["term"].values.tolist() == ["c"]
     assert post["delta"].sizes["group"] == 30
