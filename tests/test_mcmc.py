@@ -241,6 +241,17 @@ def test_result_structure(recovery_shared):
     assert dt["observed_data"]["covariates"].dims == ("obs", "term")
     assert "diverging" in dt["sample_stats"]
     np.testing.assert_allclose(post["beta_c"], post["beta_b"] - post["beta_w"])
+    # pointwise log-likelihood: normal density of y given the drawn group effects
+    obs = dt["observed_data"]
+    code = np.searchsorted(post["group"].values, obs["group"].values)
+    i, c, d = 17, 1, 123
+    mu_j = float(post["mu_xj"][c, d, code[i]])
+    mean = (float(post["alpha"][c, d]) + float(post["beta_b"][c, d]) * mu_j
+            + float(post["beta_w"][c, d]) * (float(obs["x"][i]) - mu_j)
+            + float(post["gamma"][c, d] @ obs["covariates"][i])
+            + float(post["delta"][c, d, code[i]]))
+    expected = st.norm.logpdf(float(obs["y"][i]), mean, np.sqrt(float(post["sigma2"][c, d])))
+    assert float(dt["log_likelihood"]["y"][c, d, i]) == pytest.approx(expected, rel=1e-10)
     table = mc.summary()
     assert list(table.columns) == ["estimate", "std_error", "ci_lower", "ci_upper", "r_hat",
                                    "ess_bulk", "ess_tail"]
