@@ -147,8 +147,13 @@ class SufficientStatistics:
 
     @property
     def structure(self) -> tuple[str, int, int]:
-        """Key of the model structure: a compiled model is valid for equal keys."""
-        return (self.covariates, self.n_split, int(self.cbar.shape[1]))
+        """Key of the model structure: a compiled model is valid for equal keys.
+
+        Without covariates both forms are the same model (and share the key).
+        """
+        k_plain = int(self.cbar.shape[1])
+        form = "shared" if self.n_split == 1 and k_plain == 0 else self.covariates
+        return (form, self.n_split, k_plain)
 
 
 def _group_sums(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
