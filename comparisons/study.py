@@ -940,7 +940,7 @@ def run_study(
 
     sched_text = "serial"
     try:
-        if scheduler is None:
+        if scheduler is None or not todo:
             for task in todo:
                 finish(_run_chunk(task))
         else:
