@@ -15,6 +15,7 @@ Reference values and tolerances
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -35,9 +36,8 @@ from mlob_pp.variability import (
 )
 from mlob_pp.variability_fit import balanced_anova, fit_mixed, loglik_random_intercept
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
-if not REF.exists():  # pragma: no cover - layout fallback
-    REF = Path("/work/shared/reference")
+SHARED = Path(os.environ.get("MLOB_PP_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+REF = SHARED / "reference"
 COMPETITORS = sorted(p.stem for p in (REF / "outputs" / "competitors").glob("*.json"))
 
 
