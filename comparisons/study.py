@@ -938,7 +938,7 @@ def run_study(
         if callback is not None:
             callback(ChunkInfo(res["cell"], res["start"], res["stop"], n_done, len(tasks), False))
 
-    sched_text = "serial"
+    sched_text = "serial" if todo else "none (every chunk loaded from the checkpoint)"
     try:
         if scheduler is None or not todo:
             for task in todo:
