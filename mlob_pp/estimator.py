@@ -122,9 +122,9 @@ def _block_stats(u_dev: np.ndarray, v_dev: np.ndarray, ub_dev: np.ndarray,
 
 def _decompose(u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Block means, within deviations and centred block means of u (..., J, n)."""
-    means = u.mean(axis=-1)
+    means = np.add.reduce(u, axis=-1) / u.shape[-1]
     within = u - means[..., None]
-    centred = means - means.mean(axis=-1, keepdims=True)
+    centred = means - (np.add.reduce(means, axis=-1) / means.shape[-1])[..., None]
     return means, within, centred
 
 
