@@ -118,6 +118,21 @@ class MCMCResult:
         return self._table["std_error"].copy()
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """Sampler settings and seed, for provenance (also in ``idata.attrs``)."""
+        return {
+            "sampler": self.idata.attrs.get("sampler", "nutpie"),
+            "covariates": self.covariates,
+            "draws": self.draws,
+            "tune": self.tune,
+            "chains": self.chains,
+            "random_seed": self.random_seed,
+            "conf_level": self.conf_level,
+            "compile_time_s": self.compile_time,
+            "sampling_time_s": self.sampling_time,
+        }
+
+    @property
     def n_divergent(self) -> int:
         """Number of divergent transitions after warm-up."""
         return int(np.asarray(self.idata["sample_stats"]["diverging"]).sum())

@@ -265,6 +265,7 @@ def test_result_structure(recovery_shared):
     text = str(mc)
     assert "beta_b" in text and "seed 11" in text and "2 chains x 500 draws" in text
     assert dt.attrs["random_seed"] == 11 and dt.attrs["covariates"] == "shared"
+    assert mc.settings["random_seed"] == 11 and mc.settings["draws"] == 500
     assert mc.n_obs == 1200 and mc.n_groups == 40
 
 
