@@ -532,8 +532,8 @@ def means_as_outcomes(
     Examples
     --------
     >>> import mlob_pp
-    >>> mo = mlob_pp.variability.means_as_outcomes(
-    ...     mlob_pp.datasets.load("hsb"), "mAch ~ meanses", "school")
+    >>> from mlob_pp.variability import means_as_outcomes
+    >>> mo = means_as_outcomes(mlob_pp.datasets.load("hsb"), "mAch ~ meanses", "school")
     >>> round(mo.explained, 2)
     0.69
     """
