@@ -48,6 +48,8 @@ def mlob(
     mode: str = "r",
     n_balance: int = 1,
     missing: str = "raise",
+    se: str = "analytic",
+    n_boot: int = 2000,
 ) -> MLOBResult:
     """Fit the optimally regularised Bayesian estimator of the between-group effect beta_b.
 
@@ -91,6 +93,16 @@ def mlob(
     missing : {"raise", "drop"}, default "raise"
         Missing values raise a ``ValueError`` naming the column, or are dropped with a
         warning saying how many rows.
+    se : {"analytic", "jackknife", "bootstrap"}, default "analytic"
+        Standard errors and intervals of the regularized table. ``"analytic"`` is R's
+        ratio-of-Gammas SE with Wald intervals (far too small in simulations, see
+        ``docs/bootstrap.md``); ``"jackknife"`` is R's randomised jackknife
+        (``jackknife=True`` is R's spelling of it); ``"bootstrap"`` is a parametric bootstrap
+        from the fitted latent covariate model with ``n_boot`` refits and test-inversion
+        intervals (:func:`mlob_pp.bootstrap.parametric_bootstrap`), the calibrated choice. The
+        ML (``ml_moments``) table keeps its analytic SE.
+    n_boot : int, default 2000
+        Number of bootstrap refits (``se="bootstrap"`` only).
 
     Returns
     -------
@@ -133,6 +145,16 @@ def mlob(
         hint=" (a confidence level such as 0.95; R's conf.level = 0.05 is conf_level = 0.95)",
     )
     jackknife = check_bool(jackknife, "jackknife")
+    se = check_choice(se, "se", ("analytic", "jackknife", "bootstrap"))
+    if jackknife and se == "bootstrap":
+        raise ValueError(
+            "`jackknife=True` (R's spelling of se='jackknife') conflicts with se='bootstrap'; "
+            "pass only one of them"
+        )
+    if jackknife:
+        se = "jackknife"
+    jackknife = se == "jackknife"
+    n_boot = check_int(n_boot, "n_boot", minimum=1)
     punish_coeff = check_positive(punish_coeff, "punish_coeff")
     mode = check_choice(mode, "mode", ("r", "stable"))
     n_balance = check_int(n_balance, "n_balance", minimum=1)
@@ -146,9 +168,9 @@ def mlob(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                res, jk, plan, kept_sets, J, n, m = _fit(
+                res, jk, plan, kept_sets, J, n, m, boots = _fit(
                     mf, plan, rng, balancing_limit, n_balance, jackknife, conf_level, mode,
-                    formula, group,
+                    formula, group, se, n_boot,
                 )
             finally:
                 recorded.extend(caught)
@@ -156,7 +178,10 @@ def mlob(
         for w in recorded:  # re-emit, pointing at the caller (also before an error, as R)
             warnings.warn(w.message, w.category, stacklevel=3)
 
-    terms, est, se, est_ml, se_ml = _combine(res, jk, mf.covariate_names)
+    terms, est, std, est_ml, std_ml = _combine(res, jk, mf.covariate_names)
+    ci = p_values = None
+    if boots:
+        std, ci, p_values = _combine_bootstrap(est, boots, conf_level)
     settings = {
         "formula": formula,
         "group": group,
@@ -168,6 +193,8 @@ def mlob(
         "mode": mode,
         "n_balance": n_balance,
         "missing": missing,
+        "se": se,
+        "n_boot": n_boot,
     }
     internals = {k: (v[0] if isinstance(v, np.ndarray) and v.shape[:1] == (m,) and m == 1 else v)
                  for k, v in res.internals.items()}
@@ -177,9 +204,9 @@ def mlob(
     return MLOBResult(
         terms=terms,
         estimates=est,
-        std_errors=se,
+        std_errors=std,
         estimates_ml=est_ml,
-        std_errors_ml=se_ml,
+        std_errors_ml=std_ml,
         conf_level=conf_level,
         formula=formula,
         group=group,
@@ -198,7 +225,10 @@ def mlob(
             "n_balance": m,
             "kept_rows": mf.rows[kept_sets[0]],
         },
-        se_method="jackknife" if jackknife else "analytic",
+        se_method=se,
+        interval_method=boots[0].interval if boots else "wald",
+        ci_override=ci,
+        p_override=p_values,
         mode=mode,
         settings=settings,
         call=_call_string(formula, group, settings),
@@ -207,7 +237,8 @@ def mlob(
     )
 
 
-def _fit(mf, plan, rng, balancing_limit, n_balance, jackknife, conf_level, mode, formula, group):
+def _fit(mf, plan, rng, balancing_limit, n_balance, jackknife, conf_level, mode, formula, group,
+         se="analytic", n_boot=2000):
     check_plan(plan, balancing_limit)
     if plan.target_size < 2:
         raise ValueError(
@@ -236,7 +267,45 @@ def _fit(mf, plan, rng, balancing_limit, n_balance, jackknife, conf_level, mode,
         )
     _warn_flags(res, m)
     jk = _jackknife(res, Y, X, C, rng.get(), conf_level, mode) if jackknife else None
-    return res, jk, plan, kept_sets, J, n, m
+    boots = []
+    if se == "bootstrap":
+        from mlob_pp.bootstrap import parametric_bootstrap
+
+        generator = rng.get()
+        for i in range(m):
+            boots.append(parametric_bootstrap(
+                Y[i], X[i], C[i] if C.shape[-1] else None, n_boot=n_boot,
+                conf_level=conf_level, mode=mode, random_state=generator,
+            ))
+    return res, jk, plan, kept_sets, J, n, m, boots
+
+
+def _combine_bootstrap(est: np.ndarray, boots: list, conf_level: float):
+    """SEs, intervals and p-values from one or several (pooled) bootstrap fits."""
+    from mlob_pp.bootstrap import inversion_interval
+    from mlob_pp.estimator import wald
+
+    m = len(boots)
+    se_rows = np.array([[b.se_beta_b, *np.atleast_1d(b.se_gamma)] for b in boots], float)
+    est_rows = np.array([[b.estimate, *np.atleast_1d(b.gamma)] for b in boots], float)
+    if m == 1:
+        b = boots[0]
+        std = se_rows[0]
+        lo = np.concatenate([[b.ci_lower], np.atleast_1d(b.ci_lower_gamma)])
+        hi = np.concatenate([[b.ci_upper], np.atleast_1d(b.ci_upper_gamma)])
+        _, p, _, _ = wald(est, std, conf_level)
+        p[0] = b.p_value
+        return std, np.column_stack([lo, hi]), p
+    within = np.mean(se_rows**2, axis=0)
+    between = np.var(est_rows, axis=0, ddof=1)
+    std = np.sqrt(within + (1 + 1 / m) * between)
+    _, p, lo, hi = wald(est, std, conf_level)
+    if all(b.roots is not None for b in boots):
+        roots = np.concatenate([b.roots for b in boots])
+        lo[0], hi[0] = (float(v) for v in inversion_interval(roots, conf_level))
+        finite = roots[np.isfinite(roots) | np.isinf(roots)]
+        p[0] = float(min(1.0, 2 * min(np.mean(finite <= 0), np.mean(finite >= 0))))
+    return std, np.column_stack([lo, hi]), p
 
 
 class _LazyGenerator:
@@ -261,7 +330,7 @@ def _seed_repr(random_state: Any) -> Any:
 def _call_string(formula: str, group: str, settings: dict[str, Any]) -> str:
     defaults = {"balancing_limit": 0.2, "conf_level": 0.95, "jackknife": False,
                 "punish_coeff": 2.0, "random_state": None, "mode": "r", "n_balance": 1,
-                "missing": "raise"}
+                "missing": "raise", "se": "analytic", "n_boot": 2000}
     extra = [f"{k}={settings[k]!r}" for k, d in defaults.items() if settings[k] != d]
     return ", ".join([f"mlob({formula!r}, data", f"group={group!r}", *extra]) + ")"
 

@@ -48,7 +48,9 @@ class MLOBResult:
         ``n_balance`` (number of random balancings averaged), ``kept_rows`` (0-based positions
         in the input data of the first balancing).
     se_method : str
-        ``"analytic"`` or ``"jackknife"``.
+        ``"analytic"``, ``"jackknife"`` or ``"bootstrap"``.
+    interval_method : str
+        ``"wald"`` (estimate +- z SE) or the bootstrap interval (``"inversion"``, ...).
     mode : str
         ``"r"`` or ``"stable"``.
     settings : dict
@@ -80,6 +82,9 @@ class MLOBResult:
     settings: dict[str, Any]
     call: str
     warnings: tuple[str, ...] = ()
+    interval_method: str = "wald"
+    ci_override: np.ndarray | None = field(default=None, repr=False)
+    p_override: np.ndarray | None = field(default=None, repr=False)
     internals: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ tables
@@ -112,6 +117,10 @@ class MLOBResult:
         for key, est, se in (("mlob", self.estimates, self.std_errors),
                              ("ml", self.estimates_ml, self.std_errors_ml)):
             z, p, lo, hi = wald(est, se, self.conf_level)
+            if key == "mlob" and self.ci_override is not None:
+                lo, hi = self.ci_override[:, 0], self.ci_override[:, 1]
+            if key == "mlob" and self.p_override is not None:
+                p = self.p_override
             out[key] = pd.DataFrame(
                 {"estimate": est, "std_error": se, "ci_lower": lo, "ci_upper": hi, "z": z,
                  "p_value": p},
@@ -156,6 +165,9 @@ class MLOBResult:
         t = self.tables["mlob"]
         lab = self.level_label
         lines = ["Call:", f" {self.call} ", ""]
+        if self.se_method != "analytic":
+            lines += [f"Standard errors: {self.se_method}; intervals: {self._interval_text()}",
+                      ""]
         lines += ["Coefficients", format_r_table(t[["estimate"]].T, row_names=False), ""]
         lines += ["Standard_Error", format_r_table(t[["std_error"]].T, row_names=False), ""]
         ci = t[["ci_lower", "ci_upper"]].rename(columns={"ci_lower": "Lower", "ci_upper": "Upper"})
@@ -186,7 +198,8 @@ class MLOBResult:
         lines.append(
             f"  J = {self.n_groups} groups of n = {self.group_size} ({self.n_obs} of "
             f"{self.n_obs_input} rows used); mode = {self.mode!r}; SE method = "
-            f"{self.se_method!r}; interval = Wald {lab} (conf_level = {self.conf_level:g})."
+            f"{self.se_method!r}; interval = {self._interval_text()} (conf_level = "
+            f"{self.conf_level:g})."
         )
         bal = self.balancing
         if bal.get("rows_deleted", 0):
@@ -203,6 +216,12 @@ class MLOBResult:
             "likelihood maximiser; see mlob_pp.fit_ml for true ML."
         )
         return "\n".join(lines)
+
+    def _interval_text(self) -> str:
+        if self.se_method == "bootstrap":
+            return (f"{self.level_label} parametric bootstrap ({self.settings.get('n_boot')} "
+                    f"refits), interval by {self.interval_method} (not estimate +- z SE)")
+        return f"Wald {self.level_label}"
 
     def summary(self) -> None:
         """Print the summary in R MLOB's layout (both tables, significance codes, note)."""

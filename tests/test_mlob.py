@@ -346,3 +346,45 @@ def test_compiled_grid_search_equals_numpy(rng, J, stable):
     np.testing.assert_array_equal(ok1, ok2)
     np.testing.assert_array_equal(i1[ok1], i2[ok2])
     np.testing.assert_array_equal(v1[ok1], v2[ok2])
+
+
+# --------------------------------------------------------- se="bootstrap" (issue 7)
+def test_bootstrap_se_is_wired_into_the_table(rng):
+    df = simulate(rng, J=15, n=10)
+    analytic = mlob_pp.mlob("y ~ x + c", df, "g")
+    boot = mlob_pp.mlob("y ~ x + c", df, "g", se="bootstrap", n_boot=400, random_state=3)
+    again = mlob_pp.mlob("y ~ x + c", df, "g", se="bootstrap", n_boot=400, random_state=3)
+    pd.testing.assert_frame_equal(boot.summary_frame(), again.summary_frame())
+    pd.testing.assert_series_equal(boot.coef, analytic.coef)  # same point estimates
+    t = boot.summary_frame()
+    assert boot.se_method == "bootstrap" and boot.interval_method == "inversion"
+    assert t.loc["beta_b", "std_error"] != analytic.se["beta_b"]
+    assert t.loc["beta_b", "ci_lower"] < t.loc["beta_b", "ci_upper"]
+    # the ML (moment) table keeps its analytic SE
+    pd.testing.assert_frame_equal(boot.summary_frame("ml"), analytic.summary_frame("ml"))
+    text = boot.summary_text()
+    assert "parametric bootstrap (400 refits), interval by inversion" in text
+    assert "Standard errors: bootstrap" in str(boot)
+
+
+def test_bootstrap_with_repeated_balancing_pools_roots(rng):
+    df = simulate(rng, J=12, sizes=rng.integers(14, 18, 12))
+    with pytest.warns(BalancingWarning):
+        res = mlob_pp.mlob("y ~ x", df, "g", se="bootstrap", n_boot=200, n_balance=3,
+                           random_state=2)
+    t = res.summary_frame()
+    assert np.isfinite(t.loc["beta_b", "std_error"])
+    assert t.loc["beta_b", "ci_lower"] < t.loc["beta_b", "ci_upper"]
+
+
+def test_se_argument_errors(rng):
+    df = simulate(rng, J=6, n=5)
+    with pytest.raises(ValueError, match=r"`se` must be one of 'analytic', 'jackknife', "
+                                         r"'bootstrap'; got 'wald'"):
+        mlob_pp.mlob("y ~ x", df, "g", se="wald")
+    with pytest.raises(ValueError, match=r"`jackknife=True` .* conflicts with se='bootstrap'"):
+        mlob_pp.mlob("y ~ x", df, "g", se="bootstrap", jackknife=True)
+    with pytest.raises(ValueError, match=r"`n_boot` must be an integer >= 1; got 0"):
+        mlob_pp.mlob("y ~ x", df, "g", se="bootstrap", n_boot=0)
+    res = mlob_pp.mlob("y ~ x", df, "g", se="jackknife", random_state=1)
+    assert res.se_method == "jackknife"
