@@ -39,9 +39,11 @@ _LAZY: dict[str, str] = {
     # variability analysis
     "null_model": "mlob_pp.variability",
     "contextual_model": "mlob_pp.variability",
+    "means_as_outcomes": "mlob_pp.variability",
+    "parametric_bootstrap": "mlob_pp.bootstrap",
 }
 
-_SUBMODULES = {"datasets", "models", "comparisons", "validate"}
+_SUBMODULES = {"datasets", "models", "comparisons", "validate", "variability", "bootstrap"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
