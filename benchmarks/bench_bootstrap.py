@@ -25,7 +25,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from mlob_pp.comparisons.simulate import cell_key, simulate_batch, talk_design
 
 from mlob_pp.bootstrap import (
     bootstrap_batch,
@@ -33,6 +32,7 @@ from mlob_pp.bootstrap import (
     inversion_interval,
     parametric_bootstrap,
 )
+from mlob_pp.comparisons.simulate import cell_key, simulate_batch, talk_design
 from mlob_pp.estimator import mlob_batch
 
 FIELDS = ["icc_x", "J", "n", "beta_b", "beta_w", "gamma", "center", "method", "coverage",

@@ -24,10 +24,10 @@ import time
 import warnings
 
 import numpy as np
-from mlob_pp.models import latent_covariate as lc
 
 import mlob_pp
 from mlob_pp.mcmc import clear_compiled_models, fit_mcmc
+from mlob_pp.models import latent_covariate as lc
 
 
 def ess_beta_b(idata, name="beta_b"):

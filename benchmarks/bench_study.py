@@ -25,13 +25,12 @@ import numpy as np
 def baseline_rate(n_cells: int, reps: int, seed: int) -> tuple[float, float]:
     """Replications per second of a per-data-set loop: DataFrame + mlob_pp.mlob, and mlob_batch
     with B = 1, on `reps` replications of `n_cells` cells spread over the design."""
+    import mlob_pp
     from mlob_pp.comparisons.simulate import (
         frame_from_arrays,
         simulate_replications,
         talk_design,
     )
-
-    import mlob_pp
     from mlob_pp.validate import MLOBWarning
 
     cells = list(talk_design().cells())

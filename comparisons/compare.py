@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+
 from mlob_pp.comparisons.convert import DISPLAY_ORDER
 
 __all__ = ["compare", "plot_compare", "match_sample_shape", "save", "load", "COLUMNS"]

@@ -502,6 +502,10 @@ def from_mlob(
             "n_obs": getattr(res, "n_obs", None),
             "n_groups": getattr(res, "n_groups", None),
             "group_size": getattr(res, "group_size", None),
+            "se_method": (getattr(res, "se_method", None) if estimator == "mlob"
+                          else "analytic"),
+            "interval_method": (getattr(res, "interval_method", "wald") if estimator == "mlob"
+                                else "wald"),
             "balancing": {  # counts only: the kept row positions stay on the result
                 k: v
                 for k, v in dict(getattr(res, "balancing", None) or {}).items()

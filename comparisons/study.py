@@ -79,6 +79,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from mlob_pp.comparisons.simulate import (
     Design,
     as_design,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlob_pp.comparisons.simulate import simulate_batch
 
 from mlob_pp.bootstrap import (
     BootstrapResult,
@@ -18,6 +17,7 @@ from mlob_pp.bootstrap import (
     refit,
     simulate_bootstrap,
 )
+from mlob_pp.comparisons.simulate import simulate_batch
 from mlob_pp.estimator import mlob_batch
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from mlob_pp.comparisons import compare, from_ml, from_mlob, from_pymc, plot_compare
 from mlob_pp.comparisons.compare import COLUMNS, match_sample_shape
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+
 from mlob_pp.comparisons import from_ml, from_mlob, from_pymc, load, make_attrs, save
 
 TERMS = ("minrtyYes", "sxMale")
@@ -398,3 +399,25 @@ def test_from_pymc_real_fit(hsb_small):
     assert dt.attrs["estimator"] == "mcmc" and dt.attrs["random_seed"] == 3
     settings = json.loads(dt.attrs["settings"])
     assert settings["draws"] == 100 and settings["tune"] == 100
+
+
+def test_from_mlob_records_the_interval_method():
+    import numpy as np
+    import pandas as pd
+
+    import mlob_pp
+    from mlob_pp.comparisons import from_mlob
+
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(12), 8)
+    u = rng.normal(0, 0.6, 12)[g]
+    x = u + rng.normal(size=g.size)
+    df = pd.DataFrame({"y": 0.5 * u + 0.2 * (x - u) + rng.normal(size=g.size), "x": x, "g": g})
+    res = mlob_pp.mlob("y ~ x", df, "g", se="bootstrap", n_boot=200, random_state=1)
+    dt = from_mlob(res, chains=2, draws=50, random_seed=1)
+    assert dt.attrs["se_method"] == "bootstrap"
+    assert dt.attrs["interval_method"] == "inversion"
+    lo = float(dt["point_estimate/conf_interval"]["beta_b"].sel(ci_bound="lower"))
+    assert lo == res.summary_frame().loc["beta_b", "ci_lower"]
+    ml = from_mlob(res, estimator="ml_moments", chains=2, draws=50, random_seed=1)
+    assert ml.attrs["interval_method"] == "wald"

@@ -14,10 +14,10 @@ import warnings
 import numpy as np
 import pytest
 import scipy.stats as st
-from mlob_pp.models import latent_covariate as lc
 
 import mlob_pp
 from mlob_pp.mcmc import ConvergenceWarning, fit_mcmc
+from mlob_pp.models import latent_covariate as lc
 from tests.conftest import load_reference
 
 FORMULA = "y ~ x + c1 + c2"

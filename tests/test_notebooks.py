@@ -5,7 +5,6 @@ The notebooks read ``MLOB_PP_FAST=1`` (set here) and then use few draws / replic
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from mlob_pp.comparisons.simulate import (
     PARAMETERS,
     TALK_FACTORS,

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+
 from mlob_pp.comparisons.study import (
     COUNTS,
     METRICS,
@@ -321,9 +322,8 @@ ONE = {"icc_x": (0.3,), "J": (10,), "n": (5,), "beta_b": (0.5,), "beta_w": (0.2,
 
 
 def test_ml_arm_on_a_subset_matches_direct_fits():
-    from mlob_pp.comparisons.simulate import frame_from_arrays, simulate_replications
-
     from mlob_pp import fit_ml
+    from mlob_pp.comparisons.simulate import frame_from_arrays, simulate_replications
 
     ds = run_study({**ONE, "n": (5, 15)}, replications=6, random_seed=4, progress=False,
                    estimators=["mlob", "ml"],
@@ -406,6 +406,7 @@ def test_plots(small_study):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from mlob_pp.comparisons import study_plots
 
     fig = study_plots.plot_rmse(small_study)

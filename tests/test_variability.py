@@ -445,6 +445,7 @@ def pymc_models():
     with warnings.catch_warnings():  # pytensor's own import-time deprecations
         warnings.simplefilter("ignore", DeprecationWarning)
         import pymc  # noqa: F401
+
         from mlob_pp.models import variability as bayes
     return bayes
 
