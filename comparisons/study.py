@@ -23,7 +23,8 @@ Users can add their own estimator: any function ``f(y, x, covariates, *, conf_le
 taking arrays shaped (B, J, n), (B, J, n), (B, J, n, k) and returning a mapping with arrays
 (B,) ``"estimate"``, ``"se"`` and optionally ``"ci_lower"``, ``"ci_upper"`` (default: Wald),
 ``"converged"`` (bool) and flags ``"pole"``, ``"degenerate"``, ``"fallback_window"``,
-``"se_degenerate"`` (bool).
+``"se_degenerate"`` (bool). With Dask the function is pickled to the workers: define it in an
+importable module, or interactively (then it is shipped by value).
 
 Quality per cell and estimator, each with its Monte Carlo standard error (Morris, White &
 Crowther 2019, Table 6), computed on the replications of the cell where the estimator ran:
@@ -630,7 +631,6 @@ class ChunkInfo:
     stop: int
     done: int
     total: int
-    from_checkpoint: bool
 
 
 def _check_estimators(estimators: Any) -> tuple[tuple[str, Callable | None], ...]:
@@ -937,7 +937,7 @@ def run_study(
         n_done += 1
         bar.update(res["stop"] - res["start"])
         if callback is not None:
-            callback(ChunkInfo(res["cell"], res["start"], res["stop"], n_done, len(tasks), False))
+            callback(ChunkInfo(res["cell"], res["start"], res["stop"], n_done, len(tasks)))
 
     sched_text = "serial" if todo else "none (every chunk loaded from the checkpoint)"
     try:
