@@ -350,7 +350,7 @@ def fit_melsm(
     chains: int = 4,
     random_seed: int | np.random.Generator | None = None,
     cores: int | None = None,
-    location_parametrization: str = "centered",
+    location_parametrization: str = "auto",
     indicator_draws: bool = False,
     log_likelihood: bool = True,
     progressbar: bool = False,
@@ -377,10 +377,11 @@ def fit_melsm(
         Seeds the sampler and the indicator draws.
     cores : int, optional
         Chains run in parallel (default ``min(chains, os.cpu_count())``).
-    location_parametrization : {"centered", "noncentered"}, default "centered"
-        Centred location random effects (hierarchically centred on their group-level fixed
-        effects) mix best with tens of observations per group; scale effects are always
-        non-centred. See :func:`mlob_pp.models.melsm.build_melsm`.
+    location_parametrization : {"auto", "centered", "noncentered"}, default "auto"
+        ``"auto"`` centres the location random intercept (hierarchically, on its group-level
+        fixed effects: best with tens of observations per group) and leaves random slopes
+        non-centred; scale effects are always non-centred. See
+        :func:`mlob_pp.models.melsm.build_melsm`.
     indicator_draws : bool, default False
         Store draws of the indicators as ``posterior.delta``.
     log_likelihood : bool, default True
@@ -442,9 +443,9 @@ def fit_melsm(
     chains = check_int(chains, "chains", minimum=1)
     indicator_draws = check_bool(indicator_draws, "indicator_draws")
     log_likelihood = check_bool(log_likelihood, "log_likelihood")
-    if location_parametrization not in ("centered", "noncentered"):
+    if location_parametrization not in ("auto", "centered", "noncentered"):
         raise ValueError(
-            "`location_parametrization` must be 'centered' or 'noncentered'; "
+            "`location_parametrization` must be 'auto', 'centered' or 'noncentered'; "
             f"got {location_parametrization!r}"
         )
     cores = (

@@ -27,11 +27,12 @@ sorted by group (``pt.zeros((J, M))[g].inc(...)``), so a gradient costs O(N 2^Sr
 
 Parametrization. The scale effects are non-centred (``e_scale``): for groups whose PIP is low
 their innovations are barely identified and a centred form would produce a funnel. The location
-effects are centred by default (``location_parametrization="centered"``, ``a ~ MvN(0, L_aa
-L_aa')``, with the scale effects built from the implied standardized location innovations
-``L_aa^{-1} a_j``): with tens of students per school the data pin each school mean down and the
-centred form mixes much better (the joint prior is exactly the one above). Choose
-``"noncentered"`` for tiny groups.
+random intercept is centred by default (``location_parametrization="auto"``; hierarchically
+centred on its group-level fixed effects, ``m_j = a_j + H_j beta ~ N(H_j beta, s_1)``, with the
+later effects built from the implied standardized innovation ``a_j / s_1``): with tens of
+students per school the data pin each school mean down, and the centred form mixes much better
+(on Saeb, bulk ESS of the intercept and of school_ses rise ~6-fold). Random slopes, whose SD may
+be near zero, stay non-centred. The joint prior is exactly the one above in every case.
 
 References
 ----------
@@ -56,6 +57,7 @@ __all__ = [
     "MELSMData",
     "absorbed_columns",
     "build_melsm",
+    "n_centered",
     "inclusion_patterns",
     "pattern_loglik",
     "posterior_inclusion",
@@ -169,11 +171,30 @@ def absorbed_columns(
     return H, absorbed
 
 
+def n_centered(Z: np.ndarray, location_parametrization: str) -> int:
+    """Return the number of leading location random effects that are centred.
+
+    ``"centered"``: all; ``"noncentered"``: none; ``"auto"``: the random intercept (a leading
+    column of ones) only, so random slopes whose SD may be near zero stay non-centred.
+    """
+    if location_parametrization not in ("auto", "centered", "noncentered"):
+        raise ValueError(
+            "`location_parametrization` must be 'auto', 'centered' or 'noncentered'; "
+            f"got {location_parametrization!r}"
+        )
+    Kr = Z.shape[1]
+    if location_parametrization == "centered":
+        return Kr
+    if location_parametrization == "noncentered" or Kr == 0:
+        return 0
+    return int(bool(np.all(Z[:, 0] == 1.0)))
+
+
 def build_melsm(
     data: MELSMData,
     *,
     prior_inclusion: float = 0.5,
-    location_parametrization: str = "centered",
+    location_parametrization: str = "auto",
 ) -> Any:
     """Build the SS-MELSM as a PyMC model with the indicators summed out.
 
@@ -183,26 +204,24 @@ def build_melsm(
         Design matrices with rows sorted by group (see :func:`mlob_pp.melsm.fit_melsm`).
     prior_inclusion : float, default 0.5
         Prior inclusion probability pi of every scale random effect.
-    location_parametrization : {"centered", "noncentered"}, default "centered"
-        Parametrization of the location random effects (the scale ones are always non-centred).
+    location_parametrization : {"auto", "centered", "noncentered"}, default "auto"
+        Parametrization of the location random effects (the scale ones are always
+        non-centred): ``"auto"`` centres the random intercept and leaves random slopes
+        non-centred (see :func:`n_centered`).
 
     Returns
     -------
     pymc.Model
         Free variables ``beta`` (location_term), ``zeta`` (scale_term), ``chol_re`` (LKJ
-        Cholesky covariance, or ``re_sd`` when P = 1), ``a`` or ``e_location`` (group,
-        location_effect), ``e_scale`` (group, scale_effect); deterministics ``re_sd``
+        Cholesky covariance, or ``re_sd`` when P = 1), ``m_location`` (group,
+        centered_effect: centred location coefficients), ``e_location`` (group,
+        noncentered_effect), ``e_scale`` (group, scale_effect); deterministics ``re_sd``
         (effect), ``re_corr`` (effect, effect_bis) and ``u`` (group, effect: the slab values
         a_j, b_j); the marginal likelihood is the potential ``loglik_groups``.
     """
     import pymc as pm
     import pytensor.tensor as pt
 
-    if location_parametrization not in ("centered", "noncentered"):
-        raise ValueError(
-            "`location_parametrization` must be 'centered' or 'noncentered'; "
-            f"got {location_parametrization!r}"
-        )
     y, X, Z, W, V = data.y, data.X, data.Z, data.W, data.V
     g = np.asarray(data.group_idx, dtype=np.int64)
     J, Kr, Sr = data.n_groups, Z.shape[1], V.shape[1]
@@ -217,7 +236,11 @@ def build_melsm(
     if X.shape[1]:
         beta_mu[0], beta_sd[0] = ybar, 3.0 * (ysd if ysd > 0 else 1.0)
 
-    with pm.Model(coords=data.coords()) as model:
+    Kc = n_centered(Z, location_parametrization)
+    coords = data.coords()
+    coords["centered_effect"] = list(data.z_names[:Kc])
+    coords["noncentered_effect"] = list(data.z_names[Kc:])
+    with pm.Model(coords=coords) as model:
         beta = pm.Normal("beta", mu=beta_mu, sigma=beta_sd, dims="location_term")
         zeta = pm.Normal("zeta", mu=0.0, sigma=3.0, dims="scale_term")
         if P >= 2:
@@ -234,34 +257,36 @@ def build_melsm(
             sd1 = pm.HalfStudentT("re_sd", nu=3, sigma=1, dims="effect")
             chol = pt.reshape(sd1, (1, 1))
         e_b = pm.Normal("e_scale", 0.0, 1.0, dims=("group", "scale_effect"))
+        # location effects 0..Kc-1 are centred, Kc..Kr-1 non-centred (L is lower triangular,
+        # so each block only needs the standardized innovations of the blocks before it)
         mu = pt.dot(X, beta)
-        if Kr == 0:
-            a = pt.zeros((J, 0))
-            b = e_b @ chol.T
-        elif location_parametrization == "centered":
+        parts_a, e_a = [], pt.zeros((J, 0))
+        if Kc:
             # hierarchical centring: m_j = a_j + H_j beta, with H_j beta the part of x_i'beta
-            # that is z_i' (H_j beta) (group-level predictors of each random coefficient)
-            H, absorbed = absorbed_columns(X, Z, g, J)
-            L_aa = chol[:Kr, :Kr]
-            shift = pt.stack([pt.dot(H[:, r, :], beta) for r in range(Kr)], axis=1)
-            if Kr == 1:
-                m = pm.Normal("m_location", shift, L_aa[0, 0], dims=("group", "location_effect"))
-                a = m - shift
-                e_a = a / L_aa[0, 0]
+            # that is z_i'(H_j beta) (group-level predictors of each random coefficient)
+            H, absorbed = absorbed_columns(X, Z[:, :Kc], g, J)
+            L_cc = chol[:Kc, :Kc]
+            shift = pt.stack([pt.dot(H[:, r, :], beta) for r in range(Kc)], axis=1)
+            dims = ("group", "centered_effect")
+            if Kc == 1:
+                m = pm.Normal("m_location", shift, L_cc[0, 0], dims=dims)
+                a_c = m - shift
+                e_a = a_c / L_cc[0, 0]
             else:
-                m = pm.MvNormal(
-                    "m_location", mu=shift, chol=L_aa, dims=("group", "location_effect")
-                )
-                a = m - shift
-                e_a = pt.linalg.solve_triangular(L_aa, a.T, lower=True).T
+                m = pm.MvNormal("m_location", mu=shift, chol=L_cc, dims=dims)
+                a_c = m - shift
+                e_a = pt.linalg.solve_triangular(L_cc, a_c.T, lower=True).T
             keep = np.flatnonzero(~absorbed)
-            mu = pt.dot(X[:, keep], beta[keep]) + pt.sum(Z * m[g], axis=1)
-            b = e_a @ chol[Kr:, :Kr].T + e_b @ chol[Kr:, Kr:].T
-        else:
-            e_a = pm.Normal("e_location", 0.0, 1.0, dims=("group", "location_effect"))
-            a = e_a @ chol[:Kr, :Kr].T
-            b = e_a @ chol[Kr:, :Kr].T + e_b @ chol[Kr:, Kr:].T
-            mu = mu + pt.sum(Z * a[g], axis=1)
+            mu = pt.dot(X[:, keep], beta[keep]) + pt.sum(Z[:, :Kc] * m[g], axis=1)
+            parts_a.append(a_c)
+        if Kr > Kc:
+            e_n = pm.Normal("e_location", 0.0, 1.0, dims=("group", "noncentered_effect"))
+            a_n = e_a @ chol[Kc:Kr, :Kc].T + e_n @ chol[Kc:Kr, Kc:Kr].T
+            mu = mu + pt.sum(Z[:, Kc:] * a_n[g], axis=1)
+            parts_a.append(a_n)
+            e_a = pt.concatenate([e_a, e_n], axis=1)
+        a = pt.concatenate(parts_a, axis=1) if parts_a else pt.zeros((J, 0))
+        b = e_a @ chol[Kr:, :Kr].T + e_b @ chol[Kr:, Kr:].T
         pm.Deterministic("u", pt.concatenate([a, b], axis=1), dims=("group", "effect"))
 
         eta0 = pt.dot(W, zeta)

@@ -164,7 +164,7 @@ def tiny_data():
 
 
 @pytest.mark.filterwarnings("ignore:.*could not link to a BLAS:UserWarning")  # C backend notice
-@pytest.mark.parametrize("parametrization", ["centered", "noncentered"])
+@pytest.mark.parametrize("parametrization", ["auto", "centered", "noncentered"])
 def test_marginal_likelihood_matches_enumeration(tiny_data, parametrization):
     _quiet_pymc()
     from mlob_pp.models.melsm import build_melsm
@@ -288,7 +288,7 @@ def small_df():
         (
             {"location_parametrization": "funnel"},
             ValueError,
-            r"`location_parametrization` must be 'centered' or 'noncentered'; got 'funnel'",
+            r"`location_parametrization` must be 'auto', 'centered' or 'noncentered'; got 'funnel'",
         ),
         ({"random_seed": "seed"}, TypeError, r"`random_seed` must be None, an int or a numpy"),
         ({"random_seed": -1}, ValueError, r"`random_seed` must be a non-negative integer"),
