@@ -66,12 +66,6 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from mlob_pp.estimator import (
-    _R_FALLBACK,
-    _R_FLOOR,
-    _R_THRESHOLD,
-    _STABLE_FALLBACK,
-    _STABLE_FLOOR,
-    _STABLE_REL_THRESHOLD,
     GRID_W,
     BatchResult,
     _block_stats,
@@ -80,6 +74,7 @@ from mlob_pp.estimator import (
     _grid_argmin,
     grid_tau02,
     mlob_batch,
+    shape_parameters,
 )
 from mlob_pp.validate import check_choice, check_int, check_probability
 
@@ -471,45 +466,10 @@ def refit(
     tau_y, sigma_y = _block_stats(y_within, y_within, y_centred, y_centred, n, J)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         beta_ml = tau_yx / tau_x
-        b = beta_ml
-        s_x = tau_x + sigma_x / n
-        s_y = tau_y + sigma_y / n
-        c = tau_yx + sigma_yx / n
-        a = np.sqrt(np.abs(s_x) * s_y)
-        rho = np.where(a > 0, c / a, 0.0)
-        half = a / (2.0 * (J - 1))
-        lam_plus = np.maximum(1.0 + rho, 0.0) * half
-        lam_minus = -np.maximum(1.0 - rho, 0.0) * half
-        l1 = np.abs(s_x) / (J - 1)
-        if stable:
-            big = np.maximum(np.abs(lam_plus), np.abs(lam_minus))
-            lam_plus = np.where(np.abs(lam_plus) < _STABLE_REL_THRESHOLD * big, 0.0, lam_plus)
-            lam_minus = np.where(np.abs(lam_minus) < _STABLE_REL_THRESHOLD * big, 0.0, lam_minus)
-        else:
-            l1 = np.where(l1 < _R_THRESHOLD, 0.0, l1)
-            lam_plus = np.where(np.abs(lam_plus) < _R_THRESHOLD, 0.0, lam_plus)
-            lam_minus = np.where(np.abs(lam_minus) < _R_THRESHOLD, 0.0, lam_minus)
-        s1 = (J - 1) * l1
-        q1 = (J - 1) * (l1 * l1)
-        s2 = (J - 1) * (lam_plus + lam_minus)
-        q2 = (J - 1) * (lam_plus * lam_plus + lam_minus * lam_minus)
-        K1 = s1**2 / (2.0 * q1)
-        T1 = q1 / s1
-        K2 = s2**2 / (2.0 * q2)
-        T2 = q2 / s2
-        degenerate = ~(np.isfinite(K2) & np.isfinite(T2))
-        radius = np.sqrt(K1) * T1
-        if stable:
-            floor = _STABLE_FLOOR * np.abs(s_x)
-            fb_lo, fb_hi = _STABLE_FALLBACK[0] * np.abs(s_x), _STABLE_FALLBACK[1] * np.abs(s_x)
-        else:
-            floor = np.full(B, _R_FLOOR)
-            fb_lo, fb_hi = np.full(B, _R_FALLBACK[0]), np.full(B, _R_FALLBACK[1])
-        lo = np.maximum(floor, tau_x - 5.0 * radius)
-        hi = np.maximum(floor, tau_x + 5.0 * radius)
-        fallback = ~(np.isfinite(lo) & np.isfinite(hi)) | (lo >= hi)
-        lo = np.where(fallback, fb_lo, lo)
-        hi = np.where(fallback, fb_hi, hi)
+    b = beta_ml
+    sh = shape_parameters(tau_x, sigma_x, tau_yx, sigma_yx, tau_y, sigma_y, n, J, stable)
+    s1, q1, K2, T2 = sh["s1"], sh["q1"], sh["K2"], sh["T2"]
+    lo, hi, degenerate = sh["lo"], sh["hi"], sh["degenerate"]
     index = np.zeros(B, dtype=np.intp)
     active = np.flatnonzero(~degenerate)
     if active.size:

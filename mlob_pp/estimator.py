@@ -247,6 +247,61 @@ def _covariate_adjust(y, x_means, x_within, x_centred, tau_x, sigma_x, C, n, J):
     return gamma, se_gamma, y_adj, singular
 
 
+def shape_parameters(tau_x, sigma_x, tau_yx, sigma_yx, tau_y, sigma_y, n: int, J: int,
+                     stable: bool, s1q1=None) -> dict:
+    """R MLOB's Gamma shapes/scales (spec 3.3), degenerate flags and tau0^2 window (3.5).
+
+    ``s1q1`` overrides the L1 sums (R's bit emulation for J = 3, 5).
+    """
+    B = np.shape(tau_x)[0]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        s_x = tau_x + sigma_x / n
+        s_y = tau_y + sigma_y / n
+        c = tau_yx + sigma_yx / n
+        a = np.sqrt(np.abs(s_x) * s_y)
+        rho = np.where(a > 0, c / a, 0.0)
+        half = a / (2.0 * (J - 1))
+        lam_plus = np.maximum(1.0 + rho, 0.0) * half
+        lam_minus = -np.maximum(1.0 - rho, 0.0) * half
+        l1 = np.abs(s_x) / (J - 1)
+        if stable:
+            big = np.maximum(np.abs(lam_plus), np.abs(lam_minus))
+            lam_plus = np.where(np.abs(lam_plus) < _STABLE_REL_THRESHOLD * big, 0.0, lam_plus)
+            lam_minus = np.where(np.abs(lam_minus) < _STABLE_REL_THRESHOLD * big, 0.0, lam_minus)
+        else:
+            l1 = np.where(l1 < _R_THRESHOLD, 0.0, l1)
+            lam_plus = np.where(np.abs(lam_plus) < _R_THRESHOLD, 0.0, lam_plus)
+            lam_minus = np.where(np.abs(lam_minus) < _R_THRESHOLD, 0.0, lam_minus)
+        if s1q1 is not None:
+            s1, q1 = s1q1
+        else:
+            s1 = (J - 1) * l1
+            q1 = (J - 1) * (l1 * l1)
+        s2 = (J - 1) * (lam_plus + lam_minus)
+        q2 = (J - 1) * (lam_plus * lam_plus + lam_minus * lam_minus)
+        K1 = s1**2 / (2.0 * q1)
+        T1 = q1 / s1
+        K2 = s2**2 / (2.0 * q2)
+        T2 = q2 / s2
+        degenerate = ~(np.isfinite(K2) & np.isfinite(T2))
+
+        radius = np.sqrt(K1) * T1
+        if stable:
+            floor = _STABLE_FLOOR * np.abs(s_x)
+            fb_lo, fb_hi = _STABLE_FALLBACK[0] * np.abs(s_x), _STABLE_FALLBACK[1] * np.abs(s_x)
+        else:
+            floor = np.full(B, _R_FLOOR)
+            fb_lo, fb_hi = np.full(B, _R_FALLBACK[0]), np.full(B, _R_FALLBACK[1])
+        lo = np.maximum(floor, tau_x - 5.0 * radius)
+        hi = np.maximum(floor, tau_x + 5.0 * radius)
+        fallback = ~(np.isfinite(lo) & np.isfinite(hi)) | (lo >= hi)
+        lo = np.where(fallback, fb_lo, lo)
+        hi = np.where(fallback, fb_hi, hi)
+    return {"s_x": s_x, "s_y": s_y, "s1": s1, "q1": q1, "s2": s2, "q2": q2, "K1": K1,
+            "T1": T1, "K2": K2, "T2": T2, "degenerate": degenerate, "lo": lo, "hi": hi,
+            "fallback": fallback}
+
+
 def mlob_batch(
     y: np.ndarray,
     x: np.ndarray,
@@ -359,48 +414,12 @@ def mlob_batch(
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         beta_ml = tau_yx / tau_x
         b = beta_ml if b_prior is None else np.broadcast_to(np.asarray(b_prior, float), (B,))
-        s_x = tau_x + sigma_x / n
-        s_y = tau_y + sigma_y / n
-        c = tau_yx + sigma_yx / n
-        a = np.sqrt(np.abs(s_x) * s_y)
-        rho = np.where(a > 0, c / a, 0.0)
-        half = a / (2.0 * (J - 1))
-        lam_plus = np.maximum(1.0 + rho, 0.0) * half
-        lam_minus = -np.maximum(1.0 - rho, 0.0) * half
-        l1 = np.abs(s_x) / (J - 1)
-        if stable:
-            big = np.maximum(np.abs(lam_plus), np.abs(lam_minus))
-            lam_plus = np.where(np.abs(lam_plus) < _STABLE_REL_THRESHOLD * big, 0.0, lam_plus)
-            lam_minus = np.where(np.abs(lam_minus) < _STABLE_REL_THRESHOLD * big, 0.0, lam_minus)
-        else:
-            l1 = np.where(l1 < _R_THRESHOLD, 0.0, l1)
-            lam_plus = np.where(np.abs(lam_plus) < _R_THRESHOLD, 0.0, lam_plus)
-            lam_minus = np.where(np.abs(lam_minus) < _R_THRESHOLD, 0.0, lam_minus)
-        if emulate:
-            s1, q1 = s1_em, q1_em
-        else:
-            s1 = (J - 1) * l1
-            q1 = (J - 1) * (l1 * l1)
-        s2 = (J - 1) * (lam_plus + lam_minus)
-        q2 = (J - 1) * (lam_plus * lam_plus + lam_minus * lam_minus)
-        K1 = s1**2 / (2.0 * q1)
-        T1 = q1 / s1
-        K2 = s2**2 / (2.0 * q2)
-        T2 = q2 / s2
-        degenerate = ~(np.isfinite(K2) & np.isfinite(T2))
-
-        radius = np.sqrt(K1) * T1
-        if stable:
-            floor = _STABLE_FLOOR * np.abs(s_x)
-            fb_lo, fb_hi = _STABLE_FALLBACK[0] * np.abs(s_x), _STABLE_FALLBACK[1] * np.abs(s_x)
-        else:
-            floor = np.full(B, _R_FLOOR)
-            fb_lo, fb_hi = np.full(B, _R_FALLBACK[0]), np.full(B, _R_FALLBACK[1])
-        lo = np.maximum(floor, tau_x - 5.0 * radius)
-        hi = np.maximum(floor, tau_x + 5.0 * radius)
-        fallback = ~(np.isfinite(lo) & np.isfinite(hi)) | (lo >= hi)
-        lo = np.where(fallback, fb_lo, lo)
-        hi = np.where(fallback, fb_hi, hi)
+    sh = shape_parameters(tau_x, sigma_x, tau_yx, sigma_yx, tau_y, sigma_y, n, J, stable,
+                          None if not emulate else (s1_em, q1_em))
+    s_y, s1, q1, K1, T1 = sh["s_y"], sh["s1"], sh["q1"], sh["K1"], sh["T1"]
+    K2, T2 = sh["K2"], sh["T2"]
+    s2, q2, lo, hi, fallback = sh["s2"], sh["q2"], sh["lo"], sh["hi"], sh["fallback"]
+    degenerate = sh["degenerate"]
 
     active = ~degenerate
     index = np.zeros(B, dtype=np.intp)
