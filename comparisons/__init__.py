@@ -35,6 +35,10 @@ _LAZY: dict[str, str] = {
     "match_sample_shape": "mlob_pp.comparisons.compare",
     "save": "mlob_pp.comparisons.compare",
     "load": "mlob_pp.comparisons.compare",
+    "run_study": "mlob_pp.comparisons.study",
+    "load_study": "mlob_pp.comparisons.study",
+    "save_study": "mlob_pp.comparisons.study",
+    "talk_design": "mlob_pp.comparisons.simulate",
 }
 
 __all__ = sorted(_LAZY)
