@@ -160,6 +160,11 @@ def _grid_argmin(s1, q1, K2, T2, b, lo, hi, stable: bool):
     """First arg-min over the flattened 100 x 100 grid (tau0^2 fastest), NaN skipped."""
     from mlob_pp import grid_kernel
 
+    if stable:
+        # consistent moments: the numerator sum of lambda * chi2_1 terms has mean s2 = c and
+        # variance 2 q2, i.e. scale 2 T2 in R's half-scale convention (the denominator's D and
+        # 2 w^2 q1 already use the full moments)
+        T2 = 2.0 * T2
     if grid_kernel.AVAILABLE:
         return grid_kernel.grid_argmin_compiled(GRID_W, s1, q1, K2, T2, b, lo, hi, stable)
     return _grid_argmin_numpy(s1, q1, K2, T2, b, lo, hi, stable)
@@ -326,10 +331,11 @@ def mlob_batch(
     mode : {"r", "stable"}
         ``"r"`` reproduces R MLOB 0.0.2.0 including its quirks (absolute thresholds, a
         criterion with poles for J <= 5 whose winner is decided by rounding noise, emulated
-        bit for bit for J = 3 and 5). ``"stable"`` uses scale-free thresholds, the
-        moment-consistent criterion without poles and reports an infinite SE where the
-        ratio-of-Gammas variance does not exist (J <= 5); results are invariant to rescaling
-        x and y. Recommended for J <= 5.
+        bit for bit for J = 3 and 5). ``"stable"`` uses scale-free thresholds and a
+        moment-consistent criterion (E[1/B^2] = D^2 / ((D^2 - V)(D^2 - 2V)) and the full
+        mean of the numerator, where R uses D and half of it), excludes poles, and reports an
+        infinite SE where the ratio-of-Gammas variance does not exist (J <= 5); results are
+        invariant to rescaling x and y. Recommended for J <= 5.
     warn : bool
         Emit one :class:`~mlob_pp.validate.NumericalWarning` per kind of degenerate branch,
         with the number of data sets affected.
