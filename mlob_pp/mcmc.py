@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.validate import (
-    MLOBWarning,
+    ConvergenceWarning,
     check_bool,
     check_choice,
     check_int,
@@ -55,8 +55,6 @@ _SUMMARY_COLUMNS = (
 _COMPILED: dict[tuple, Any] = {}
 
 
-class ConvergenceWarning(MLOBWarning):
-    """MCMC diagnostics failed: divergent transitions, R-hat > 1.01 or a low effective size."""
 
 
 def clear_compiled_models() -> None:

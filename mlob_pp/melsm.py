@@ -45,15 +45,18 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.melsm_formula import design_matrices, required_columns, split_mixed_formula
-from mlob_pp.validate import MLOBWarning, check_bool, check_int, check_probability
+from mlob_pp.validate import (
+    ConvergenceWarning,
+    check_bool,
+    check_int,
+    check_probability,
+)
 
 __all__ = ["fit_melsm", "MELSMResult", "prepare_saeb", "ConvergenceWarning"]
 
 _RHAT_LIMIT = 1.01
 
 
-class ConvergenceWarning(MLOBWarning):
-    """MCMC diagnostics (divergences, R-hat > 1.01) call the results into question."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ __all__ = [
     "BalancingWarning",
     "NumericalWarning",
     "MissingDataWarning",
+    "ConvergenceWarning",
     "check_probability",
     "check_fraction",
     "check_positive",
@@ -37,6 +38,10 @@ class BalancingWarning(MLOBWarning):
 
 class NumericalWarning(MLOBWarning):
     """A pole, a degenerate branch or a fallback of the algorithm decided the result."""
+
+
+class ConvergenceWarning(MLOBWarning):
+    """MCMC diagnostics failed: divergent transitions, R-hat > 1.01 or a low effective size."""
 
 
 class MissingDataWarning(MLOBWarning):
