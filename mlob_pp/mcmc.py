@@ -30,6 +30,7 @@ from __future__ import annotations
 import numbers
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,8 @@ _SUMMARY_COLUMNS = (
     "estimate", "std_error", "ci_lower", "ci_upper", "r_hat", "ess_bulk", "ess_tail"
 )
 # compiled nutpie models, one per model structure (covariate form, number of split predictors,
-# number of plain covariates); refits of new data only swap the pm.Data values
+# number of plain covariates, number of level-2 covariates); refits of new data only swap the
+# pm.Data values
 _COMPILED: dict[tuple, Any] = {}
 
 
@@ -179,6 +181,10 @@ def _labels_and_values(post: Any) -> list[tuple[str, np.ndarray]]:
             arr = np.asarray(post[vec])
             for i, term in enumerate(post[vec]["term"].values):
                 out.append((f"{vec}_{term}", arr[..., i]))
+    if "gamma_l2" in post:
+        arr = np.asarray(post["gamma_l2"])
+        for i, term in enumerate(post["gamma_l2"]["l2_term"].values):
+            out.append((f"gamma_l2_{term}", arr[..., i]))
     for name in _SCALARS:
         out.append((name, np.asarray(post[name])))
     return out
@@ -238,6 +244,7 @@ def fit_mcmc(
     group: str,
     *,
     covariates: str = "shared",
+    group_covariates: Sequence[str] | None = None,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -266,6 +273,13 @@ def fit_mcmc(
         latent group mean and a within part with slopes ``gamma_b`` and ``gamma_w`` (the
         two-level SEM that lavaan and Mplus fit; X and the covariates have unrestricted
         between and within covariance matrices).
+    group_covariates : sequence of str, optional
+        Numeric columns of `data` that are constant within each group (group-level, level-2
+        covariates :math:`W_j`): the random intercept becomes
+        :math:`\alpha + \beta_b\mu_{Xj} + W_j'\gamma_{l2} + \delta_j`.  Posterior
+        ``gamma_l2`` (dim ``l2_term``), labels ``gamma_l2_<name>``; prior ``Normal(0, 5)`` on
+        the standardised scale (W standardised over the J groups).  Missing values follow
+        `missing`.  ``None`` (default): no level-2 covariates.
     draws, tune : int
         Posterior draws and warm-up iterations per chain (``draws >= 1``, ``tune >= 1``).
     chains : int
@@ -294,9 +308,10 @@ def fit_mcmc(
     ValueError
         For an unknown `covariates` form, non-positive `draws`/`tune`/`chains`, a
         `conf_level` outside (0, 1), and the formula/data errors of
-        :func:`mlob_pp.formula.parse_formula`.
+        :func:`mlob_pp.formula.parse_formula`; a `group_covariates` column that is not in
+        `data`, has missing values (``missing="raise"``) or is not constant within groups.
     TypeError
-        For arguments of the wrong type.
+        For arguments of the wrong type, and a non-numeric `group_covariates` column.
 
     Warns
     -----
@@ -358,10 +373,13 @@ def fit_mcmc(
     progress_bar = check_bool(progress_bar, "progress_bar")
     seed = _resolve_seed(random_seed)
 
+    l2_names, data = _check_group_covariates(group_covariates, data, missing)
     mf = parse_formula(formula, data, group, missing=missing)
+    w_j = _group_level_values(data, l2_names, mf) if l2_names else None
     stats = lc.sufficient_statistics(
         mf.y, mf.x, mf.covariates, mf.group_codes, mf.n_groups,
         form=covariates, term_names=mf.covariate_names,
+        group_covariates=w_j, l2_names=l2_names,
     )
     model = lc.build_model(stats)
     with warnings.catch_warnings():
@@ -382,7 +400,7 @@ def fit_mcmc(
         )
         sampling_time = time.perf_counter() - t0
 
-    idata = _to_datatree(raw, stats, mf, seed, covariates, log_likelihood)
+    idata = _to_datatree(raw, stats, mf, seed, covariates, log_likelihood, w_j)
     idata.attrs.update(
         {
             "model": "latent_covariate",
@@ -421,6 +439,76 @@ def fit_mcmc(
     )
 
 
+def _check_group_covariates(
+    group_covariates: Sequence[str] | None, data: Any, missing: str
+) -> tuple[tuple[str, ...], Any]:
+    """Validate the level-2 column names; with ``missing="drop"`` drop rows where they are NaN."""
+    if group_covariates is None:
+        return (), data
+    if isinstance(group_covariates, str) or not all(
+        isinstance(c, str) for c in group_covariates
+    ):
+        raise TypeError(
+            "`group_covariates` must be a sequence of column names (strings); "
+            f"got {group_covariates!r}"
+        )
+    names = tuple(dict.fromkeys(group_covariates))
+    if not names:
+        return (), data
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError("`group_covariates` needs `data` to be a pandas DataFrame")
+    unknown = [c for c in names if c not in data.columns]
+    if unknown:
+        raise ValueError(
+            f"`group_covariates` column(s) not in data: {', '.join(map(repr, unknown))}"
+        )
+    for c in names:
+        col = data[c]
+        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
+            raise TypeError(
+                f"`group_covariates` column {c!r} must be numeric; got dtype {col.dtype}"
+            )
+    isna = data[list(names)].isna().to_numpy()
+    if isna.any():
+        if missing == "raise":
+            c = names[int(np.flatnonzero(isna.any(axis=0))[0])]
+            raise ValueError(
+                f"column {c!r} has {int(isna[:, names.index(c)].sum())} missing values "
+                f"(NaN/None) in {data.shape[0]} rows; remove them or pass missing='drop' to "
+                "drop incomplete rows"
+            )
+        if missing == "drop":
+            from mlob_pp.validate import MissingDataWarning
+
+            keep = ~isna.any(axis=1)
+            warnings.warn(
+                f"dropped {int((~keep).sum())} of {data.shape[0]} rows with missing values in "
+                f"the group covariates {', '.join(map(repr, names))} (missing='drop')",
+                MissingDataWarning,
+                stacklevel=3,
+            )
+            data = data.loc[keep]
+    return names, data
+
+
+def _group_level_values(data: Any, names: tuple[str, ...], mf: Any) -> np.ndarray:
+    """(J, k) values of the level-2 columns; ValueError if not constant within a group."""
+    values = data[list(names)].to_numpy(dtype=float)[mf.rows]
+    codes = mf.group_codes
+    lo = np.full((mf.n_groups, len(names)), np.inf)
+    hi = np.full((mf.n_groups, len(names)), -np.inf)
+    np.minimum.at(lo, codes, values)
+    np.maximum.at(hi, codes, values)
+    bad = ~np.isclose(lo, hi, rtol=1e-12, atol=0.0)
+    if bad.any():
+        j, k = (int(v[0]) for v in np.nonzero(bad))
+        raise ValueError(
+            f"`group_covariates` column {names[k]!r} is not constant within groups "
+            f"(e.g. group {mf.group_labels[j]!r} has values from {lo[j, k]:g} to {hi[j, k]:g})"
+        )
+    return lo
+
+
 def _warn_diagnostics(table: pd.DataFrame, n_div: int, chains: int, draws: int) -> None:
     problems = []
     if n_div:
@@ -453,7 +541,8 @@ def _group_coord(labels: np.ndarray) -> np.ndarray:
 
 
 def _to_datatree(
-    raw: Any, stats: Any, mf: Any, seed: int, form: str, with_loglik: bool
+    raw: Any, stats: Any, mf: Any, seed: int, form: str, with_loglik: bool,
+    w_j: np.ndarray | None = None,
 ) -> Any:
     import nutpie
     import xarray as xr
@@ -478,6 +567,7 @@ def _to_datatree(
         "group": groups,
         "term": terms,
         "obs": np.arange(mf.n_obs),
+        "l2_term": list(stats.l2_names),
     }
     sd = ("chain", "draw")
     post: dict[str, Any] = {}
@@ -486,6 +576,8 @@ def _to_datatree(
     for vec in ("gamma", "gamma_w", "gamma_b"):
         if vec in params and terms:
             post[vec] = ((*sd, "term"), shaped(params[vec]))
+    if "gamma_l2" in params:
+        post["gamma_l2"] = ((*sd, "l2_term"), shaped(params["gamma_l2"]))
     for name in ("alpha", "mu_x", "tau2_x", "sigma2_x", "icc_x", "tau2", "sigma2"):
         post[name] = (sd, shaped(params[name]))
     if form == "level_specific" and terms:
@@ -497,9 +589,8 @@ def _to_datatree(
         post["mu_cj"] = ((*sd, "group", "term"), shaped(effects["mu_cj"]))
 
     attrs = make_attrs(inference_library=nutpie)
-    posterior = xr.Dataset(
-        post, coords={k: coords[k] for k in ("chain", "draw", "group", "term")}, attrs=attrs
-    )
+    post_dims = ("chain", "draw", "group", "term", *(("l2_term",) if stats.n_l2 else ()))
+    posterior = xr.Dataset(post, coords={k: coords[k] for k in post_dims}, attrs=attrs)
     sample_stats = raw["sample_stats"].to_dataset()
     observed = xr.Dataset(
         {
@@ -518,7 +609,7 @@ def _to_datatree(
     if not with_loglik:
         return xr.DataTree.from_dict(groups_out)
     loglik = lc.pointwise_log_likelihood(
-        mf.y, mf.x, mf.covariates, mf.group_codes, params, effects, form
+        mf.y, mf.x, mf.covariates, mf.group_codes, params, effects, form, w_j
     )
     groups_out["log_likelihood"] = xr.Dataset(
         {"y": ((*sd, "obs"), shaped(loglik))},

@@ -11,7 +11,12 @@ The model (MLOB talk, eqs. 5-6; Lüdtke et al. 2008), for student :math:`i` in s
         \delta_j \sim N(0, \tau^2),\ \varepsilon_{ij} \sim N(0, \sigma^2)
 
 with the contextual effect :math:`\beta_c = \beta_b - \beta_w` and
-:math:`\mathrm{ICC}_x = \tau^2_x / (\tau^2_x + \sigma^2_x)`.  Two forms of the covariates:
+:math:`\mathrm{ICC}_x = \tau^2_x / (\tau^2_x + \sigma^2_x)`.  Optional group-level (level-2)
+covariates :math:`W_j` shift the random intercept,
+:math:`\beta_{0j} = \alpha + \beta_b \mu_{Xj} + W_j'\gamma_{l2} + \delta_j`; they are
+exogenous (not modelled) and enter wherever :math:`\alpha` enters for group :math:`j`.
+
+Two forms of the (level-1) covariates:
 
 ``"shared"`` (default; MLOB talk eqs. 5-6)
     One slope :math:`\gamma` per covariate at both levels; covariates are exogenous (not
@@ -55,7 +60,8 @@ containers).  :func:`to_original_scale` maps the draws back.
 
 * ``alpha ~ Normal(0, 2.5)``, ``mu_x ~ Normal(0, 2.5)`` [centred data: intercepts and means are
   within a few SDs of 0];
-* slopes ``beta_b, beta_w, gamma* ~ Normal(0, 5)`` [weakly informative: a between slope can be
+* slopes ``beta_b, beta_w, gamma*, gamma_l2 ~ Normal(0, 5)`` (``gamma_l2``: level-2 covariates
+  standardised by their mean and SD over the J groups) [weakly informative: a between slope can be
   several total-SD units when the ICC of X is small, since the latent group means vary by only
   :math:`\sqrt{\mathrm{ICC}_x}` total SDs];
 * standard deviations ``tau, sigma, tau_x, sigma_x ~ HalfNormal(1)`` [each is at most about the
@@ -118,6 +124,12 @@ class SufficientStatistics:
         Grand means and SDs used to standardise (y, V, C_plain).
     term_names : tuple of str
         Covariate names (the coords of dim ``term``).
+    wbar : ndarray, shape (J, k_l2), optional
+        Standardised group-level (level-2) covariates (``None``: none).
+    w_center, w_scale : ndarray, shape (k_l2,), optional
+        Means and SDs over the J groups used to standardise them.
+    l2_names : tuple of str
+        Names of the level-2 covariates (the coords of dim ``l2_term``).
     """
 
     covariates: str
@@ -129,6 +141,15 @@ class SufficientStatistics:
     center: np.ndarray
     scale: np.ndarray
     term_names: tuple[str, ...] = field(default=())
+    wbar: np.ndarray | None = None
+    w_center: np.ndarray | None = None
+    w_scale: np.ndarray | None = None
+    l2_names: tuple[str, ...] = field(default=())
+
+    @property
+    def n_l2(self) -> int:
+        """Number of group-level (level-2) covariates."""
+        return 0 if self.wbar is None else int(self.wbar.shape[1])
 
     @property
     def n_groups(self) -> int:
@@ -146,14 +167,15 @@ class SufficientStatistics:
         return int(self.vbar.shape[1])
 
     @property
-    def structure(self) -> tuple[str, int, int]:
+    def structure(self) -> tuple[str, int, int, int]:
         """Key of the model structure: a compiled model is valid for equal keys.
 
-        Without covariates both forms are the same model (and share the key).
+        ``(form, number of split predictors, number of plain covariates, number of level-2
+        covariates)``.  Without covariates both forms are the same model (and share the key).
         """
         k_plain = int(self.cbar.shape[1])
         form = "shared" if self.n_split == 1 and k_plain == 0 else self.covariates
-        return (form, self.n_split, k_plain)
+        return (form, self.n_split, k_plain, self.n_l2)
 
 
 def _group_sums(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
@@ -171,6 +193,8 @@ def sufficient_statistics(
     *,
     form: str = "shared",
     term_names: tuple[str, ...] = (),
+    group_covariates: np.ndarray | None = None,
+    l2_names: tuple[str, ...] = (),
 ) -> SufficientStatistics:
     """Standardise the data and reduce them to the sufficient statistics of the model.
 
@@ -188,6 +212,11 @@ def sufficient_statistics(
         Form of the covariates (see the module docstring).
     term_names : tuple of str
         Names of the covariates.
+    group_covariates : ndarray, shape (J, k_l2), optional
+        Group-level (level-2) covariates, one row per group; standardised by their mean and
+        SD over the J groups.  ``None`` (default): no level-2 covariates.
+    l2_names : tuple of str
+        Names of the level-2 covariates.
 
     Returns
     -------
@@ -208,6 +237,18 @@ def sufficient_statistics(
     means = _group_sums(z, group_codes, n_groups) / n[:, None]
     dev = z - means[group_codes]
     within = dev.T @ dev
+    l2: dict[str, Any] = {}
+    if group_covariates is not None:
+        w = np.asarray(group_covariates, dtype=float).reshape(n_groups, -1)
+        w_center = w.mean(axis=0)
+        w_scale = w.std(axis=0)
+        w_scale = np.where(w_scale > 0, w_scale, 1.0)
+        l2 = {
+            "wbar": (w - w_center) / w_scale,
+            "w_center": w_center,
+            "w_scale": w_scale,
+            "l2_names": tuple(l2_names),
+        }
     return SufficientStatistics(
         covariates=form,
         n=n,
@@ -218,6 +259,7 @@ def sufficient_statistics(
         center=center,
         scale=scale,
         term_names=tuple(term_names),
+        **l2,
     )
 
 
@@ -231,6 +273,8 @@ def data_updates(stats: SufficientStatistics) -> dict[str, np.ndarray]:
     }
     if stats.cbar.shape[1]:
         out["cbar_j"] = stats.cbar
+    if stats.n_l2:
+        out["wbar_j"] = stats.wbar
     return out
 
 
@@ -262,7 +306,8 @@ def build_model(stats: SufficientStatistics) -> Any:
     pymc.Model
         Free variables (standardised scale): ``alpha_z``, ``mu_z`` (dim ``split``),
         ``beta_b_z``/``beta_w_z`` (dim ``split``: X first, then in the level-specific form the
-        covariates), ``gamma_z`` (dim ``term``, shared form with covariates), and the scale
+        covariates), ``gamma_z`` (dim ``term``, shared form with covariates), ``gamma_l2_z``
+        (dim ``l2_term``, with level-2 covariates), and the scale
         parameters ``tau_z``, ``sigma_z`` (Y) and ``tau_x_z``, ``sigma_x_z`` (shared form) or
         ``chol_b``, ``chol_w`` (level-specific form).  The log-likelihood is a
         ``pm.Potential`` named ``loglik``; the data live in ``pm.Data`` containers (see
@@ -278,18 +323,23 @@ def build_model(stats: SufficientStatistics) -> Any:
     coords: dict[str, Any] = {"split": split_names}
     if k_plain:
         coords["term"] = list(stats.term_names)
+    k_l2 = stats.n_l2
+    if k_l2:
+        coords["l2_term"] = list(stats.l2_names)
     with pm.Model(coords=coords) as model:
         n = pm.Data("n_j", stats.n)
         ybar = pm.Data("ybar_j", stats.ybar)
         vbar = pm.Data("vbar_j", stats.vbar)
         within = pm.Data("within_sscp", stats.within)
         cbar = pm.Data("cbar_j", stats.cbar) if k_plain else None
+        wbar = pm.Data("wbar_j", stats.wbar) if k_l2 else None
 
         alpha = pm.Normal("alpha_z", 0.0, 2.5)
         mu = pm.Normal("mu_z", 0.0, 2.5, dims="split")
         beta_b = pm.Normal("beta_b_z", 0.0, 5.0, dims="split")
         beta_w = pm.Normal("beta_w_z", 0.0, 5.0, dims="split")
         gamma = pm.Normal("gamma_z", 0.0, 5.0, dims="term") if k_plain else None
+        gamma_l2 = pm.Normal("gamma_l2_z", 0.0, 5.0, dims="l2_term") if k_l2 else None
         tau = pm.HalfNormal("tau_z", 1.0)
         sigma = pm.HalfNormal("sigma_z", 1.0)
 
@@ -354,6 +404,8 @@ def build_model(stats: SufficientStatistics) -> Any:
         rbar = ybar - alpha - pt.dot(vbar, beta_w) - cm_j
         if k_plain:
             rbar = rbar - pt.dot(cbar, gamma)
+        if k_l2:
+            rbar = rbar - pt.dot(wbar, gamma_l2)
         v_j = s2 + n * t_j
         ll_y = (
             -0.5 * n_obs * _LOG2PI
@@ -405,6 +457,7 @@ def _split_draws(post: dict[str, np.ndarray], stats: SufficientStatistics) -> di
     }
     s = out["alpha"].shape[0]
     out["gamma"] = flat("gamma_z") if "gamma_z" in post else np.zeros((s, 0))
+    out["gamma_l2"] = flat("gamma_l2_z") if "gamma_l2_z" in post else np.zeros((s, 0))
     if p == 1:
         out["sig_b"] = (flat("tau_x_z") ** 2)[:, None, None]
         out["sig_w"] = (flat("sigma_x_z") ** 2)[:, None, None]
@@ -442,7 +495,8 @@ def to_original_scale(
     dict of str to ndarray
         Flat draws (sample axis first) of ``alpha, beta_b, beta_w, beta_c, mu_x, tau2_x,
         sigma2_x, icc_x, tau2, sigma2`` and ``gamma`` (shared) or ``gamma_b, gamma_w,
-        mu_c, tau2_c, sigma2_c`` (level-specific; last axis ``term``).
+        mu_c, tau2_c, sigma2_c`` (level-specific; last axis ``term``), and ``gamma_l2``
+        (last axis ``l2_term``) with level-2 covariates.
     """
     z = _split_draws(post, stats)
     p = stats.n_split
@@ -456,6 +510,9 @@ def to_original_scale(
     beta_w = z["beta_w"] * sy / sv
     gamma = z["gamma"] * sy / sc if sc.size else z["gamma"]
     alpha = my + sy * z["alpha"] - beta_b @ mv - gamma @ mc
+    if stats.n_l2:
+        gamma_l2 = z["gamma_l2"] * sy / stats.w_scale
+        alpha = alpha - gamma_l2 @ stats.w_center
     mu = mv + sv * z["mu"]
     outer = sv[:, None] * sv[None, :]
     sig_b = z["sig_b"] * outer
@@ -482,6 +539,8 @@ def to_original_scale(
         out["mu_c"] = mu[:, 1:]
         out["tau2_c"] = tau2_v[:, 1:]
         out["sigma2_c"] = sigma2_v[:, 1:]
+    if stats.n_l2:
+        out["gamma_l2"] = gamma_l2
     return out
 
 
@@ -537,6 +596,8 @@ def draw_group_effects(
                                                               z["beta_w"])
     if stats.cbar.shape[1]:
         rbar = rbar - np.einsum("jk,sk->sj", stats.cbar, z["gamma"])
+    if stats.n_l2:
+        rbar = rbar - np.einsum("jk,sk->sj", stats.wbar, z["gamma_l2"])
     ph = np.einsum("sjab,sb->sja", cov0, h)  # (S, J, dim)
     q = np.einsum("sja,sa->sj", ph, h) + z["sigma2"][:, None] / n[None, :]
     innov = rbar - np.einsum("sja,sa->sj", mean0, h)
@@ -562,6 +623,7 @@ def pointwise_log_likelihood(
     params: dict[str, np.ndarray],
     effects: dict[str, np.ndarray],
     form: str,
+    group_covariates: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""Log density of every outcome given the parameters *and the drawn group effects*.
 
@@ -569,7 +631,8 @@ def pointwise_log_likelihood(
     sigma2)`` (level-specific form: ``gamma_b' mu_Cj + gamma_w' (C_ij - mu_Cj)`` instead of
     ``C_ij' gamma``), for each draw: the conditional (given the group effects) pointwise
     log-likelihood of the outcome, as used for PSIS-LOO of a multilevel model when leaving out
-    single students.
+    single students.  With `group_covariates` (shape (J, k_l2), data's scale) the mean also
+    has ``W_j' gamma_l2``.
 
     Returns
     -------
@@ -595,6 +658,8 @@ def pointwise_log_likelihood(
                 slope_c = params["gamma_b"][sl] - params["gamma_w"][sl]
                 mean += np.einsum("snk,sk->sn", mu_cj, slope_c)
                 mean += params["gamma_w"][sl] @ covariates.T
+        if group_covariates is not None and group_covariates.shape[1]:
+            mean += (params["gamma_l2"][sl] @ group_covariates.T)[:, group_codes]
         s2 = params["sigma2"][sl, None]
         out[sl] = -0.5 * (_LOG2PI + np.log(s2)) - 0.5 * (y[None, :] - mean) ** 2 / s2
     return out

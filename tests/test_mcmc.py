@@ -37,8 +37,11 @@ def test_import_mlob_pp_does_not_import_pymc():
     assert out.stdout.strip() == "False"
 
 
-def _dense_loglik(stats, val, y, x, c, g):
-    """Log density of all (V, y) of every group from the dense joint normal of the latents."""
+def _dense_loglik(stats, val, y, x, c, g, w=None):
+    """Log density of all (V, y) of every group from the dense joint normal of the latents.
+
+    `w` (J, k_l2): level-2 covariates on the data's scale (shift of group j's outcome mean).
+    """
     cols = np.column_stack([y, x, c])
     z = (cols - stats.center) / stats.scale
     ys, p = z[:, 0], stats.n_split
@@ -53,6 +56,9 @@ def _dense_loglik(stats, val, y, x, c, g):
         sw = val["chol_w"] @ val["chol_w"].T
         gam = np.zeros(0)
     t2, s2 = val["tau_z"] ** 2, val["sigma_z"] ** 2
+    shift = np.zeros(stats.n_groups)
+    if w is not None:
+        shift = ((w - w.mean(axis=0)) / w.std(axis=0)) @ val["gamma_l2_z"]
     total = 0.0
     for j in range(stats.n_groups):
         idx = g == j
@@ -76,7 +82,7 @@ def _dense_loglik(stats, val, y, x, c, g):
             m[r, p + i * p : p + (i + 1) * p] = bw
             m[r, p + n * p] = 1.0
             m[r, p + n * p + 1 + i] = 1.0
-            mean[r] = a + bb @ mu + (cc[idx][i] @ gam if gam.size else 0.0)
+            mean[r] = a + bb @ mu + (cc[idx][i] @ gam if gam.size else 0.0) + shift[j]
         obs = np.concatenate([v[idx].reshape(-1), ys[idx]])
         total += st.multivariate_normal(mean, m @ sz @ m.T).logpdf(obs)
     return total
@@ -114,6 +120,58 @@ def test_marginal_loglik_matches_dense_multivariate_normal(form):
                 val[name] = low
         np.testing.assert_allclose(float(res[0]), _dense_loglik(stats, val, y, x, c, g),
                                    rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:.*could not link to a BLAS:UserWarning")
+@pytest.mark.parametrize("form", ["shared", "level_specific"])
+def test_marginal_loglik_with_group_covariate_matches_dense_multivariate_normal(form):
+    import pytensor
+
+    lc.import_pymc()
+
+    rng = np.random.default_rng(4)
+    sizes = np.array([1, 2, 3, 4, 6])
+    g = np.repeat(np.arange(sizes.size), sizes)
+    x = rng.normal(size=g.size) + 0.3 * g
+    c = rng.normal(size=(g.size, 2))
+    w = rng.normal(loc=3.0, scale=2.0, size=(sizes.size, 1))
+    y = rng.normal(size=g.size) + x + w[g, 0]
+    stats = lc.sufficient_statistics(y, x, c, g, sizes.size, form=form, term_names=("c1", "c2"),
+                                     group_covariates=w, l2_names=("w",))
+    assert stats.structure[-1] == 1
+    model = lc.build_model(stats)
+    assert "gamma_l2_z" in model.named_vars and "wbar_j" in model.named_vars
+    outs = model.replace_rvs_by_values([model.potentials[0], *model.free_RVs])
+    fn = pytensor.function(model.value_vars, outs)
+    for _ in range(3):
+        point = {
+            k: v + rng.normal(scale=0.4, size=np.shape(v))
+            for k, v in model.initial_point().items()
+        }
+        res = fn(*[point[v.name] for v in model.value_vars])
+        val = dict(zip([rv.name for rv in model.free_RVs], res[1:], strict=True))
+        assert abs(val["gamma_l2_z"][0]) > 0.01
+        if form == "level_specific":
+            p = stats.n_split
+            for name in ("chol_b", "chol_w"):
+                low = np.zeros((p, p))
+                low[np.tril_indices(p)] = val[name]
+                val[name] = low
+        np.testing.assert_allclose(float(res[0]), _dense_loglik(stats, val, y, x, c, g, w),
+                                   rtol=1e-10)
+
+
+def test_structure_key_counts_group_covariates():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(4), 3)
+    y, x, c = rng.normal(size=12), rng.normal(size=12), rng.normal(size=(12, 2))
+    plain = lc.sufficient_statistics(y, x, c, g, 4)
+    assert plain.structure == ("shared", 1, 2, 0) and plain.n_l2 == 0
+    assert "wbar_j" not in lc.data_updates(plain)
+    with_w = lc.sufficient_statistics(y, x, c, g, 4, group_covariates=rng.normal(size=(4, 2)),
+                                      l2_names=("w1", "w2"))
+    assert with_w.structure == ("shared", 1, 2, 2)
+    assert lc.data_updates(with_w)["wbar_j"].shape == (4, 2)
 
 
 def test_group_effect_draws_match_dense_conditional():
@@ -184,6 +242,39 @@ def test_bad_arguments_raise(kwargs, error, match):
     data, _ = lc.simulate(5, 3, gamma=(0.3, -0.2), random_state=1)
     with pytest.raises(error, match=match):
         fit_mcmc(FORMULA, data, "g", **kwargs)
+
+
+def _with_group_columns(data):
+    data = data.copy()
+    codes = data["g"].str[1:].astype(int)
+    data["w"] = 0.5 * codes  # constant within groups
+    data["w_varies"] = data["w"] + np.arange(len(data)) % 2  # not constant within groups
+    data["w_label"] = "school-" + data["g"]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("group_covariates", "kwargs", "error", "match"),
+    [
+        (["w_varies"], {}, ValueError,
+         r"`group_covariates` column 'w_varies' is not constant within groups"),
+        (["w_label"], {}, TypeError,
+         r"`group_covariates` column 'w_label' must be numeric; got dtype"),
+        (["w", "nope"], {}, ValueError, r"`group_covariates` column\(s\) not in data: 'nope'"),
+        ("w", {}, TypeError, r"`group_covariates` must be a sequence of column names"),
+        (["w_nan"], {}, ValueError, r"column 'w_nan' has 1 missing values"),
+        (["w_nan", "w_varies"], {"missing": "drop"}, ValueError,
+         r"column 'w_varies' is not constant within groups"),
+    ],
+)
+def test_bad_group_covariates_raise(group_covariates, kwargs, error, match):
+    data, _ = lc.simulate(5, 3, gamma=(0.3, -0.2), random_state=1)
+    data = _with_group_columns(data)
+    data["w_nan"] = data["w"].where(np.arange(len(data)) != 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the MissingDataWarning of missing="drop"
+        with pytest.raises(error, match=match):
+            fit_mcmc(FORMULA, data, "g", group_covariates=group_covariates, **kwargs)
 
 
 def test_bad_formula_is_reported_by_parse_formula():
@@ -346,3 +437,39 @@ def test_hsb_shared_against_ml(hsb):
     assert mc.se["beta_b"] == pytest.approx(ml.se["beta_b"], rel=0.15)
     for name in ("beta_w", "gamma_minrtyYes", "gamma_sxMale", "tau2", "sigma2", "icc_x"):
         assert abs(mc.coef[name] - ml.coef[name]) < 2 * mc.se[name], name
+
+
+@pytest.mark.mcmc
+def test_recovery_group_level_covariate():
+    rng = np.random.default_rng(60)
+    data, truth = lc.simulate(60, 10, gamma=(0.3, -0.2), random_state=rng)
+    codes = data["g"].str[1:].astype(int).to_numpy()
+    w_j = 2.0 + 1.5 * rng.standard_normal(60)
+    data["w"] = w_j[codes]
+    data["y"] += 0.4 * data["w"]
+    truth["gamma_l2_w"] = 0.4
+    mc = fit_mcmc(FORMULA, data, "g", group_covariates=["w"], draws=300, tune=300, chains=2,
+                  random_seed=60)
+    table = mc.summary()
+    assert list(table.index[:6]) == ["beta_b", "beta_w", "beta_c", "gamma_c1", "gamma_c2",
+                                     "gamma_l2_w"]
+    for name, value in truth.items():
+        row = table.loc[name]
+        assert abs(row["estimate"] - value) < 3 * row["std_error"], (name, row.to_dict())
+        assert row["r_hat"] < 1.02, name
+    post = mc.idata["posterior"]
+    assert post["gamma_l2"].dims == ("chain", "draw", "l2_term")
+    assert list(post["l2_term"].values) == ["w"]
+    assert mc.coef["gamma_l2_w"] == pytest.approx(float(post["gamma_l2"].mean()))
+    # pointwise log-likelihood includes W_j' gamma_l2
+    obs = mc.idata["observed_data"]
+    code = np.searchsorted(post["group"].values, obs["group"].values)
+    i, c, d = 33, 1, 77
+    mu_j = float(post["mu_xj"][c, d, code[i]])
+    mean = (float(post["alpha"][c, d]) + float(post["beta_b"][c, d]) * mu_j
+            + float(post["beta_w"][c, d]) * (float(obs["x"][i]) - mu_j)
+            + float(post["gamma"][c, d] @ obs["covariates"][i])
+            + float(post["gamma_l2"][c, d, 0]) * float(data["w"].iloc[i])
+            + float(post["delta"][c, d, code[i]]))
+    expected = st.norm.logpdf(float(obs["y"][i]), mean, np.sqrt(float(post["sigma2"][c, d])))
+    assert float(mc.idata["log_likelihood"]["y"][c, d, i]) == pytest.approx(expected, rel=1e-10)
