@@ -17,14 +17,14 @@ find_python() {
     is_ok "$MLOB_PP_PYTHON" && return 0
     echo "MLOB_PP_PYTHON=$MLOB_PP_PYTHON is not a Python >= 3.12" >&2; return 1
   fi
-  for c in python3.13 python3.12 python3.14 python3; do
+  for c in python3.12 python3.13 python3.14 python3; do
     if command -v "$c" >/dev/null 2>&1; then is_ok "$(command -v "$c")" && return 0; fi
   done
   # pyenv installs: shims do not run them unless selected, so look at the versions directly
   local root="${PYENV_ROOT:-}"
   if [ -z "$root" ] && command -v pyenv >/dev/null 2>&1; then root="$(pyenv root)"; fi
   [ -z "$root" ] && root="$HOME/.pyenv"
-  for c in $(ls -d "$root"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do
+  for c in $(ls -d "$root"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -V); do
     is_ok "$c" && return 0
   done
   for c in /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9]; do
