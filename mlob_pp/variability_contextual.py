@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.validate import check_bool, check_probability
-from mlob_pp.variability_fit import MixedFit, fit_mixed
+from mlob_pp.variability_fit import FitCriteria, MixedFit, fit_mixed
 from mlob_pp.variability_null import (
     NullModelResult,
     _check_column,
@@ -55,7 +55,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class _MixedResult:
+class _MixedResult(FitCriteria):
     """Common part of the results of models with predictors (see the subclasses)."""
 
     formula: str
@@ -85,25 +85,6 @@ class _MixedResult:
         r"""Residual (conditional) ICC :math:`\tau_{00}/(\tau_{00} + \sigma^2)`."""
         return self.tau2 / (self.tau2 + self.sigma2)
 
-    @property
-    def llf(self) -> float:
-        """Log-likelihood (REML or ML)."""
-        return self.fit.llf
-
-    @property
-    def deviance(self) -> float:
-        """-2 log-likelihood (REML criterion under REML)."""
-        return self.fit.deviance
-
-    @property
-    def aic(self) -> float:
-        """AIC (lme4 convention)."""
-        return self.fit.aic
-
-    @property
-    def bic(self) -> float:
-        """BIC (lme4 convention)."""
-        return self.fit.bic
 
     def _estimate(self, name: str) -> Estimate:
         row = self.fixed.loc[name]

@@ -463,3 +463,29 @@ def variance_cov_random_intercept(
     if not np.all(np.linalg.eigvalsh(H) < 0):
         return np.full((2, 2), np.nan)
     return np.linalg.inv(-H)
+
+
+class FitCriteria:
+    """Likelihood-based criteria of a result holding a :class:`MixedFit` as ``self.fit``."""
+
+    fit: MixedFit
+
+    @property
+    def llf(self) -> float:
+        """Log-likelihood (REML or ML)."""
+        return self.fit.llf
+
+    @property
+    def deviance(self) -> float:
+        """-2 log-likelihood (HLM's deviance; under REML the REML criterion)."""
+        return self.fit.deviance
+
+    @property
+    def aic(self) -> float:
+        """AIC (lme4 convention)."""
+        return self.fit.aic
+
+    @property
+    def bic(self) -> float:
+        """BIC (lme4 convention)."""
+        return self.fit.bic

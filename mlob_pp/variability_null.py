@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.validate import check_choice, check_probability
-from mlob_pp.variability_fit import MixedFit, SingularFitWarning, fit_mixed
+from mlob_pp.variability_fit import FitCriteria, MixedFit, SingularFitWarning, fit_mixed
 from mlob_pp.variability_report import MixedSummary, coef_table, plot_caterpillar, to_datatree
 
 __all__ = ["null_model", "NullModelResult"]
@@ -107,7 +107,7 @@ def _size_line(sizes: np.ndarray, group: str) -> str:
 
 # --------------------------------------------------------------------------- null model
 @dataclass(frozen=True)
-class NullModelResult:
+class NullModelResult(FitCriteria):
     r"""One-way random-effects ANOVA of :func:`null_model`.
 
     Attributes
@@ -192,25 +192,6 @@ class NullModelResult:
         r"""What the naive variance estimates: :math:`\tau_{00} + \sigma^2 \overline{1/n_j}`."""
         return self.tau00 + self.sigma2 * float(np.mean(1.0 / self.group_sizes.to_numpy()))
 
-    @property
-    def llf(self) -> float:
-        """Log-likelihood (REML or ML)."""
-        return self.fit.llf
-
-    @property
-    def deviance(self) -> float:
-        """-2 log-likelihood (HLM's deviance; under REML the REML criterion)."""
-        return self.fit.deviance
-
-    @property
-    def aic(self) -> float:
-        """AIC (lme4 convention)."""
-        return self.fit.aic
-
-    @property
-    def bic(self) -> float:
-        """BIC (lme4 convention)."""
-        return self.fit.bic
 
     def table(self) -> pd.DataFrame:
         """Return estimates in the common format.
