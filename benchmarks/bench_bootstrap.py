@@ -1,4 +1,4 @@
-"""Benchmark and calibration study of the parametric bootstrap (mlob_pp.bootstrap).
+"""Benchmark and calibration study of the parametric bootstrap (mlob_pp.closed_form.bootstrap).
 
 Usage::
 
@@ -7,7 +7,7 @@ Usage::
         --out benchmarks/results/bootstrap_coverage.csv       # the talk's 540 cells
 
 ``speed`` prints wall and CPU times of ``parametric_bootstrap`` with 2,000 refits against the
-baseline of refitting the same data sets with :func:`mlob_pp.estimator.mlob_batch`.
+baseline of refitting the same data sets with :func:`mlob_pp.closed_form.core.mlob_batch`.
 ``coverage`` simulates each cell of the MLOB talk's design (:func:`talk_design`) ``--reps``
 times, bootstraps every replication and appends one row per cell and interval method to a CSV
 (cells already present are skipped, so the run can be resumed). Each cell draws from
@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mlob_pp.bootstrap import (
+from mlob_pp.closed_form.bootstrap import (
     bootstrap_batch,
     bootstrap_interval,
     inversion_interval,
     parametric_bootstrap,
 )
-from mlob_pp.comparisons.simulate import cell_key, simulate_batch, talk_design
-from mlob_pp.estimator import mlob_batch
+from mlob_pp.comparisons.study.design import cell_key, simulate_batch, talk_design
+from mlob_pp.closed_form.core import mlob_batch
 
 FIELDS = ["icc_x", "J", "n", "beta_b", "beta_w", "gamma", "center", "method", "coverage",
           "miss_low", "miss_high", "infinite", "mean_width", "median_width", "se_ratio", "mean_se",
@@ -60,7 +60,7 @@ def speed(args) -> None:
             print(f"  interval={interval!r:12} n_jobs={n_jobs}: wall {min(wall):.3f} s "
                   f"(median {np.median(wall):.3f}), cpu {min(cpu):.3f} s")
     # baseline: the same refits through the numpy core
-    from mlob_pp.bootstrap import fit_generating_model, refit, simulate_bootstrap
+    from mlob_pp.closed_form.bootstrap import fit_generating_model, refit, simulate_bootstrap
 
     model = fit_generating_model(y[0], x[0], c[0])
 

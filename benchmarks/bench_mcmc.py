@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 import mlob_pp
-from mlob_pp.mcmc import clear_compiled_models, fit_mcmc
+from mlob_pp.mcmc.fit import clear_compiled_models, fit_mcmc
 from mlob_pp.models import latent_covariate as lc
 
 
@@ -41,7 +41,7 @@ def naive_model(data):
     """Group effects as parameters (non-centred), likelihood over all rows."""
     pm = lc.import_pymc()
 
-    from mlob_pp.formula import parse_formula
+    from mlob_pp.formula.parse import parse_formula
 
     mf = parse_formula("y ~ x + c1", data, "g")
     g = mf.group_codes

@@ -30,7 +30,7 @@ GOAL_ESS = 400.0
 def min_bulk_ess(fit, n: int | None = None) -> tuple[float, str]:
     from arviz_stats.base import array_stats
 
-    from mlob_pp.melsm import _summary_draws
+    from mlob_pp.melsm.fit import _summary_draws
 
     draws = _summary_draws(fit.idata, "all")
     labels = list(draws)

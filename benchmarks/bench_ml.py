@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 import mlob_pp
-from mlob_pp.ml import fit_ml
+from mlob_pp.ml.fit import fit_ml
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("MLOB_PP_SHARED", ROOT.parent / "shared")) / "reference"

@@ -53,7 +53,7 @@ def naive_fit(formula, df, group):
     from formulaic import model_matrix
 
     import mlob_pp
-    from mlob_pp.estimator import mlob_batch
+    from mlob_pp.closed_form.core import mlob_batch
 
     mm = model_matrix(formula, df)
     J = df[group].nunique()
@@ -67,8 +67,8 @@ def naive_fit(formula, df, group):
 
 def main(quick: bool = False) -> None:
     import mlob_pp
-    from mlob_pp import grid_kernel
-    from mlob_pp.estimator import mlob_batch
+    from mlob_pp.closed_form import grid as grid_kernel
+    from mlob_pp.closed_form.core import mlob_batch
 
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(1)

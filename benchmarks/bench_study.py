@@ -35,7 +35,7 @@ def baseline_rate(n_cells: int, reps: int, seed: int) -> tuple[float, float]:
     """Replications per second of a per-data-set loop: DataFrame + mlob_pp.mlob, and mlob_batch
     with B = 1, on `reps` replications of `n_cells` cells spread over the design."""
     import mlob_pp
-    from mlob_pp.comparisons.simulate import (
+    from mlob_pp.comparisons.study.design import (
         frame_from_arrays,
         simulate_replications,
         talk_design,
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--baseline-reps", type=int, default=20)
     args = ap.parse_args()
 
-    from mlob_pp.comparisons.study import run_study, save_study
+    from mlob_pp.comparisons.study.runner import run_study, save_study
 
     scheduler = None if args.scheduler == "serial" else args.scheduler
     print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")

@@ -17,7 +17,7 @@ import pandas as pd
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 import mlob_pp
-from mlob_pp.variability_fit import balanced_anova, fit_mixed
+from mlob_pp.variability.mixed import balanced_anova, fit_mixed
 
 
 def _single(y, codes, reml, method):

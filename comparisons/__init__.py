@@ -29,16 +29,16 @@ _LAZY: dict[str, str] = {
     "from_mlob": "mlob_pp.comparisons.convert",
     "from_ml": "mlob_pp.comparisons.convert",
     "from_pymc": "mlob_pp.comparisons.convert",
-    "make_attrs": "mlob_pp.comparisons.convert",
+    "make_attrs": "mlob_pp.provenance",
     "compare": "mlob_pp.comparisons.compare",
     "plot_compare": "mlob_pp.comparisons.compare",
     "match_sample_shape": "mlob_pp.comparisons.compare",
     "save": "mlob_pp.comparisons.compare",
     "load": "mlob_pp.comparisons.compare",
-    "run_study": "mlob_pp.comparisons.study",
-    "load_study": "mlob_pp.comparisons.study",
-    "save_study": "mlob_pp.comparisons.study",
-    "talk_design": "mlob_pp.comparisons.simulate",
+    "run_study": "mlob_pp.comparisons.study.runner",
+    "load_study": "mlob_pp.comparisons.study.runner",
+    "save_study": "mlob_pp.comparisons.study.runner",
+    "talk_design": "mlob_pp.comparisons.study.design",
 }
 
 __all__ = sorted(_LAZY)

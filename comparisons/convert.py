@@ -44,13 +44,15 @@ https://doi.org/10.1037/a0012869
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from mlob_pp.provenance import make_attrs
+from mlob_pp.seeds import seed_attr
 
 __all__ = [
     "PARAMETERS",
@@ -95,111 +97,6 @@ ESTIMATORS: tuple[str, ...] = ("mlob", "ml_moments", "ml", "mcmc")
 _SAMPLE_DIMS = ("chain", "draw")
 _MLOB_ESTIMATORS = ("mlob", "ml_moments")
 _SUMMARY_ALIASES = {"mlob": "mlob", "ml_moments": "ml"}
-
-
-# ----------------------------------------------------------------------------- provenance
-
-
-def _jsonable(value: Any) -> Any:
-    """Return `value` in a form ``json.dumps`` accepts (numpy scalars, tuples, generators)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
-def _seed_attr(seed: Any) -> int | str:
-    """Return a netCDF-safe seed attribute: the int itself, otherwise a short description."""
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return int(seed)
-    if seed is None:
-        return "none"
-    return type(seed).__name__
-
-
-def make_attrs(
-    estimator: str,
-    *,
-    settings: Mapping[str, Any] | None = None,
-    random_seed: Any = None,
-    inference_library: str = "mlob_pp",
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Return the provenance attributes stamped on every group of a common-format result.
-
-    Builds on :func:`arviz_base.make_attrs` (creation time and library) and adds the
-    estimator, the mlob_pp version, the call settings (as JSON text) and the seed. All values are
-    strings or numbers so that they survive a netCDF round trip.
-
-    Parameters
-    ----------
-    estimator : str
-        One of ``"mlob"``, ``"ml_moments"``, ``"ml"``, ``"mcmc"`` (other names are allowed for
-        user-defined estimators).
-    settings : mapping, optional
-        Settings of the call that produced the result; stored as ``json.dumps`` text.
-    random_seed : int, Generator or None, optional
-        Seed of the estimator; ints are stored as is, anything else by its type name, ``None``
-        as ``"none"``.
-    inference_library : str, default "mlob_pp"
-        Library that did the estimation (``"pymc"`` for MCMC).
-    extra : mapping, optional
-        Further attributes (formula, group, n_obs, ...); ``None`` values are dropped.
-
-    Returns
-    -------
-    dict
-        Attributes for ``DataTree.attrs`` and each group's ``attrs``.
-
-    Examples
-    --------
-    >>> attrs = make_attrs("ml", settings={"covariates": "shared"}, random_seed=1)
-    >>> attrs["estimator"], attrs["random_seed"], attrs["settings"]
-    ('ml', 1, '{"covariates": "shared"}')
-    """
-    from importlib import metadata
-
-    import arviz_base
-
-    from mlob_pp import __version__
-
-    attrs = dict(arviz_base.make_attrs())
-    attrs.update(
-        {
-            "creation_library": "mlob_pp",
-            "creation_library_version": __version__,
-            "arviz_base_version": arviz_base.__version__,
-            "mlob_pp_version": __version__,
-            "estimator": str(estimator),
-            "inference_library": inference_library,
-            "settings": json.dumps(_jsonable(dict(settings or {})), sort_keys=True),
-            "random_seed": _seed_attr(random_seed),
-        }
-    )
-    try:
-        attrs["inference_library_version"] = metadata.version(inference_library)
-    except metadata.PackageNotFoundError:  # pragma: no cover - editable installs have metadata
-        attrs["inference_library_version"] = __version__
-    for key, value in (extra or {}).items():
-        if value is None:
-            continue
-        if isinstance(value, (bool, np.bool_)):
-            value = int(value)
-        elif isinstance(value, np.generic):
-            value = value.item()
-        elif isinstance(value, (Mapping, list, tuple)):
-            value = json.dumps(_jsonable(value), sort_keys=True)
-        elif not isinstance(value, (int, float, str)):
-            value = str(value)
-        attrs[str(key)] = value
-    return attrs
 
 
 # ------------------------------------------------------------------------ labels <-> dataset
@@ -495,7 +392,7 @@ def from_mlob(
         inference_library="mlob_pp",
         extra={
             "posterior_kind": "normal_approximation",
-            "draws_random_seed": _seed_attr(random_seed),
+            "draws_random_seed": seed_attr(random_seed),
             "conf_level": conf_level,
             "formula": getattr(res, "formula", None),
             "group": getattr(res, "group", None),
@@ -624,7 +521,7 @@ def from_ml(
         inference_library="mlob_pp",
         extra={
             "posterior_kind": "normal_approximation",
-            "draws_random_seed": _seed_attr(random_seed),
+            "draws_random_seed": seed_attr(random_seed),
             "conf_level": level,
             "converged": getattr(res, "converged", None),
             "formula": getattr(res, "formula", None),

@@ -20,30 +20,30 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
     # closed-form MLOB (issue: foundation)
-    "mlob": "mlob_pp.api",
-    "MLOBResult": "mlob_pp.result",
-    "mlob_batch": "mlob_pp.estimator",
-    "BatchResult": "mlob_pp.estimator",
+    "mlob": "mlob_pp.closed_form.api",
+    "MLOBResult": "mlob_pp.closed_form.result",
+    "mlob_batch": "mlob_pp.closed_form.core",
+    "BatchResult": "mlob_pp.closed_form.core",
     "RRandom": "mlob_pp.rrandom",
-    "parse_formula": "mlob_pp.formula",
+    "parse_formula": "mlob_pp.formula.parse",
     # true ML of the latent covariate model
-    "fit_ml": "mlob_pp.ml",
-    "MLResult": "mlob_pp.ml",
+    "fit_ml": "mlob_pp.ml.fit",
+    "MLResult": "mlob_pp.ml.fit",
     # MCMC of the latent covariate model
-    "fit_mcmc": "mlob_pp.mcmc",
-    "MCMCResult": "mlob_pp.mcmc",
+    "fit_mcmc": "mlob_pp.mcmc.fit",
+    "MCMCResult": "mlob_pp.mcmc.fit",
     # SS-MELSM
-    "fit_melsm": "mlob_pp.melsm",
-    "MELSMResult": "mlob_pp.melsm",
-    "prepare_saeb": "mlob_pp.melsm",
+    "fit_melsm": "mlob_pp.melsm.fit",
+    "MELSMResult": "mlob_pp.melsm.fit",
+    "prepare_saeb": "mlob_pp.melsm.fit",
     # variability analysis
     "null_model": "mlob_pp.variability",
     "contextual_model": "mlob_pp.variability",
     "means_as_outcomes": "mlob_pp.variability",
-    "parametric_bootstrap": "mlob_pp.bootstrap",
+    "parametric_bootstrap": "mlob_pp.closed_form.bootstrap",
 }
 
-_SUBMODULES = {"datasets", "models", "comparisons", "validate", "variability", "bootstrap"}
+_SUBMODULES = {"datasets", "models", "comparisons", "validate", "variability"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
@@ -66,7 +66,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlob_pp import comparisons, datasets, models  # noqa: F401
-    from mlob_pp.api import mlob  # noqa: F401
-    from mlob_pp.estimator import BatchResult, mlob_batch  # noqa: F401
-    from mlob_pp.result import MLOBResult  # noqa: F401
+    from mlob_pp.closed_form.api import mlob  # noqa: F401
+    from mlob_pp.closed_form.core import BatchResult, mlob_batch  # noqa: F401
+    from mlob_pp.closed_form.result import MLOBResult  # noqa: F401
     from mlob_pp.rrandom import RRandom  # noqa: F401

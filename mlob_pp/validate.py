@@ -11,6 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp.seeds import as_generator, check_random_seed
+from mlob_pp.warnings import (
+    BalancingWarning,
+    ConvergenceWarning,
+    MissingDataWarning,
+    MLOBWarning,
+    NumericalWarning,
+)
+
 __all__ = [
     "MLOBWarning",
     "BalancingWarning",
@@ -24,28 +33,11 @@ __all__ = [
     "check_choice",
     "check_int",
     "as_generator",
+    "check_random_seed",
     "check_random_state",
+    "renamed_argument",
+    "reject_unknown",
 ]
-
-
-class MLOBWarning(UserWarning):
-    """Base class of the warnings that mlob_pp emits."""
-
-
-class BalancingWarning(MLOBWarning):
-    """Rows or groups were deleted to balance the data (as R MLOB does)."""
-
-
-class NumericalWarning(MLOBWarning):
-    """A pole, a degenerate branch or a fallback of the algorithm decided the result."""
-
-
-class ConvergenceWarning(MLOBWarning):
-    """MCMC diagnostics failed: divergent transitions, R-hat > 1.01 or a low effective size."""
-
-
-class MissingDataWarning(MLOBWarning):
-    """Incomplete rows were dropped because the user asked for it."""
 
 
 def _is_real(value: Any) -> bool:
@@ -108,32 +100,46 @@ def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
 
 
 def check_random_state(random_state: Any, name: str = "random_state") -> None:
-    """Check that `random_state` is None, a non-negative int, a Generator or RRandom."""
-    from mlob_pp.rrandom import RRandom
-
-    if random_state is None or isinstance(random_state, np.random.Generator | RRandom |
-                                          np.random.SeedSequence):
-        return
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"`{name}` must be a non-negative integer seed; got {random_state}")
-        return
-    raise TypeError(
-        f"`{name}` must be None, an int, a numpy Generator or mlob_pp.RRandom; "
-        f"got {type(random_state).__name__}"
-    )
+    """Check a seed argument (see :func:`mlob_pp.seeds.check_random_seed`)."""
+    check_random_seed(random_state, name)
 
 
-def as_generator(random_state: Any, name: str = "random_state") -> Any:
-    """Turn `random_state` into a random generator.
+def renamed_argument(
+    func: str, kwargs: dict[str, Any], old: str, new: str, value: Any, default: Any = None
+) -> Any:
+    """Accept a deprecated argument name for the 0.2 series.
 
-    ``None`` gives a fresh unseeded :class:`numpy.random.Generator`, an integer a seeded one,
-    a ``Generator`` is used as it is, and a :class:`mlob_pp.RRandom` (R's Mersenne-Twister)
-    is passed through.
+    If `old` is in `kwargs` it is removed and a ``DeprecationWarning`` naming `new` is emitted;
+    giving both names is an error. Returns the value to use for `new`.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> kw = {"random_state": 3}
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     renamed_argument("mlob", kw, "random_state", "random_seed", None)
+    3
+    >>> str(w[0].message)
+    'mlob(): `random_state` is deprecated since 0.2 and will be removed; use `random_seed`'
     """
-    from mlob_pp.rrandom import RRandom
+    import warnings
 
-    check_random_state(random_state, name)
-    if isinstance(random_state, np.random.Generator | RRandom):
-        return random_state
-    return np.random.default_rng(random_state)
+    if old not in kwargs:
+        return value
+    old_value = kwargs.pop(old)
+    if value is not default:
+        raise TypeError(f"{func}() got both `{old}` (deprecated) and `{new}`; give only `{new}`")
+    warnings.warn(
+        f"{func}(): `{old}` is deprecated since 0.2 and will be removed; use `{new}`",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
+
+
+def reject_unknown(func: str, kwargs: dict[str, Any]) -> None:
+    """Raise ``TypeError`` for keyword arguments left over after the renamed ones were taken."""
+    if kwargs:
+        names = ", ".join(f"`{k}`" for k in kwargs)
+        raise TypeError(f"{func}() got unexpected keyword argument(s) {names}")

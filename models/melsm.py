@@ -201,7 +201,7 @@ def build_melsm(
     Parameters
     ----------
     data : MELSMData
-        Design matrices with rows sorted by group (see :func:`mlob_pp.melsm.fit_melsm`).
+        Design matrices with rows sorted by group (see :func:`mlob_pp.melsm.fit.fit_melsm`).
     prior_inclusion : float, default 0.5
         Prior inclusion probability pi of every scale random effect.
     location_parametrization : {"auto", "centered", "noncentered"}, default "auto"

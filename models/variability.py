@@ -189,7 +189,7 @@ def _sample(model, *, draws, tune, chains, random_seed, progressbar, attrs, esti
         model=model,
     )
     try:
-        from mlob_pp.comparisons.convert import make_attrs
+        from mlob_pp.provenance import make_attrs
 
         stamp = make_attrs(
             estimator,
@@ -243,7 +243,7 @@ def sample_null_model(
     >>> idata = sample_null_model(mlob_pp.datasets.load("hsb"), "mAch", "school",
     ...                           draws=200, tune=200, random_seed=1)  # doctest: +SKIP
     """
-    from mlob_pp.variability_null import _check_column, _check_frame, _group_index
+    from mlob_pp.variability.null import _check_column, _check_frame, _group_index
 
     data = _check_frame(data)
     y = _check_column(data, outcome, "outcome", numeric=True)
@@ -296,7 +296,7 @@ def sample_contextual_model(
         covariate model of :func:`mlob_pp.fit_mcmc`), ``attrs["model"] ==
         "contextual_manifest"``.
     """
-    from mlob_pp.formula import parse_formula
+    from mlob_pp.formula.parse import parse_formula
 
     mf = parse_formula(formula, data, group)
     model = build_contextual_model(

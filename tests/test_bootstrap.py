@@ -1,11 +1,11 @@
-"""Tests of mlob_pp.bootstrap: generator, compiled refit, intervals, seeding, errors."""
+"""Tests of mlob_pp.closed_form.bootstrap: generator, compiled refit, intervals, seeding, errors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mlob_pp.bootstrap import (
+from mlob_pp.closed_form.bootstrap import (
     BootstrapResult,
     GeneratingModel,
     bootstrap_batch,
@@ -17,8 +17,8 @@ from mlob_pp.bootstrap import (
     refit,
     simulate_bootstrap,
 )
-from mlob_pp.comparisons.simulate import simulate_batch
-from mlob_pp.estimator import mlob_batch
+from mlob_pp.comparisons.study.design import simulate_batch
+from mlob_pp.closed_form.core import mlob_batch
 
 
 def _cell(**kw):

@@ -1,4 +1,4 @@
-"""Tests of the MCMC fit of the latent covariate model (mlob_pp.mcmc, mlob_pp.models).
+"""Tests of the MCMC fit of the latent covariate model (mlob_pp.mcmc.fit, mlob_pp.models).
 
 The PyMC model is compiled once per structure per process: every sampling test below uses two
 covariates so that the simulated data and HSB (``mAch ~ ses + minrty + sx``) share the two
@@ -16,7 +16,7 @@ import pytest
 import scipy.stats as st
 
 import mlob_pp
-from mlob_pp.mcmc import ConvergenceWarning, fit_mcmc
+from mlob_pp.mcmc.fit import ConvergenceWarning, fit_mcmc
 from mlob_pp.models import latent_covariate as lc
 from tests.conftest import load_reference
 
@@ -29,7 +29,7 @@ HSB_FORMULA = "mAch ~ ses + minrty + sx"
 
 def test_import_mlob_pp_does_not_import_pymc():
     code = (
-        "import sys, mlob_pp, mlob_pp.mcmc, mlob_pp.models.latent_covariate; "
+        "import sys, mlob_pp, mlob_pp.mcmc.fit, mlob_pp.models.latent_covariate; "
         "mlob_pp.fit_mcmc; mlob_pp.MCMCResult; "
         "print('pymc' in sys.modules or 'nutpie' in sys.modules)"
     )

@@ -13,8 +13,8 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 
 import mlob_pp
-from mlob_pp.melsm import ConvergenceWarning, MELSMResult, _warn_diagnostics, prepare_saeb
-from mlob_pp.melsm_formula import design_matrices, required_columns, split_mixed_formula
+from mlob_pp.melsm.fit import ConvergenceWarning, MELSMResult, _warn_diagnostics, prepare_saeb
+from mlob_pp.formula.melsm import design_matrices, required_columns, split_mixed_formula
 
 
 def _quiet_pymc():
@@ -322,7 +322,7 @@ def test_fit_melsm_rejects_nan_and_bad_data(small_df):
 
 
 def test_bf10_formula():
-    from mlob_pp.melsm import _bf10
+    from mlob_pp.melsm.fit import _bf10
 
     pip = np.array([0.5, 0.75, 0.9, 1.0])
     np.testing.assert_allclose(_bf10(pip, 0.5), [1.0, 3.0, 9.0, np.inf])

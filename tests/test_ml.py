@@ -1,4 +1,4 @@
-"""Tests of the true ML fit (mlob_pp.ml): lavaan parity, hand checks, recovery, errors."""
+"""Tests of the true ML fit (mlob_pp.ml.fit): lavaan parity, hand checks, recovery, errors."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import mlob_pp
-from mlob_pp.ml import InadmissibleWarning, MLResult, fit_ml
-from mlob_pp.ml_lik import Moments, loglik, loglik_grad, suff_stats
-from mlob_pp.ml_models import level_specific_spec, shared_spec
+from mlob_pp.ml.fit import InadmissibleWarning, MLResult, fit_ml
+from mlob_pp.ml.likelihood import Moments, loglik, loglik_grad, suff_stats
+from mlob_pp.ml.spec import level_specific_spec, shared_spec
 from mlob_pp.validate import MLOBWarning
 from tests.conftest import REFERENCE, load_reference, reference_csv
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import mlob_pp
-from mlob_pp.estimator import mlob_batch
+from mlob_pp.closed_form.core import mlob_batch
 from mlob_pp.validate import BalancingWarning, MissingDataWarning, NumericalWarning
 from tests.conftest import reference_csv
 
@@ -328,8 +328,8 @@ def test_hsb_string_factors_match_dummies():
 @pytest.mark.parametrize("stable", [False, True])
 @pytest.mark.parametrize("J", [3, 5, 6, 20])
 def test_compiled_grid_search_equals_numpy(rng, J, stable):
-    from mlob_pp import grid_kernel
-    from mlob_pp.estimator import GRID_W, _grid_argmin_numpy
+    from mlob_pp.closed_form import grid as grid_kernel
+    from mlob_pp.closed_form.core import GRID_W, _grid_argmin_numpy
 
     if not grid_kernel.AVAILABLE:
         pytest.skip("numba not available")
@@ -395,7 +395,7 @@ def test_stable_mode_is_nearly_unbiased_where_data_are_informative():
 
     (Before using the numerator's full mean the stable estimate averaged 0.88 for a true 0.5.)
     """
-    from mlob_pp.comparisons.simulate import simulate_batch
+    from mlob_pp.comparisons.study.design import simulate_batch
 
     params = dict(J=40, n=30, icc_x=0.3, beta_b=0.5, beta_w=0.2, gamma=0.3, rho_c=0.4,
                   tau2=0.1, sigma2=0.6)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlob_pp.comparisons.simulate import (
+from mlob_pp.comparisons.study.design import (
     PARAMETERS,
     TALK_FACTORS,
     Design,

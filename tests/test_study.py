@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from mlob_pp.comparisons.study import (
+from mlob_pp.comparisons.study.runner import (
     COUNTS,
     METRICS,
     load_study,
@@ -214,7 +214,7 @@ def test_plugin_estimator_and_subsets(small_study):
     assert np.isnan(ds["value"].sel(estimator="means", J=5)).all()
     assert (ds["n_used"].sel(estimator="means", J=10, metric="rmse") == 25).all()
     # check against a direct computation for one cell
-    from mlob_pp.comparisons.simulate import simulate_replications
+    from mlob_pp.comparisons.study.design import simulate_replications
 
     cell = dict(icc_x=0.1, J=10, n=5, beta_b=0.5, beta_w=0.7, gamma=0.3, rho_c=0.4, tau2=0.1,
                 sigma2=0.6)
@@ -227,7 +227,7 @@ def test_plugin_estimator_and_subsets(small_study):
 def test_failures_are_counted_not_dropped():
     ds = run_study({**SMALL, "J": (10,), "beta_w": (0.2,)}, replications=40, random_seed=3,
                    estimators={"flaky": flaky}, progress=False)
-    from mlob_pp.comparisons.simulate import simulate_replications
+    from mlob_pp.comparisons.study.design import simulate_replications
 
     cell = dict(icc_x=0.1, J=10, n=5, beta_b=0.5, beta_w=0.2, gamma=0.3, rho_c=0.4, tau2=0.1,
                 sigma2=0.6)
@@ -323,7 +323,7 @@ ONE = {"icc_x": (0.3,), "J": (10,), "n": (5,), "beta_b": (0.5,), "beta_w": (0.2,
 
 def test_ml_arm_on_a_subset_matches_direct_fits():
     from mlob_pp import fit_ml
-    from mlob_pp.comparisons.simulate import frame_from_arrays, simulate_replications
+    from mlob_pp.comparisons.study.design import frame_from_arrays, simulate_replications
 
     ds = run_study({**ONE, "n": (5, 15)}, replications=6, random_seed=4, progress=False,
                    estimators=["mlob", "ml"],

@@ -34,7 +34,7 @@ from mlob_pp.variability import (
     means_as_outcomes,
     null_model,
 )
-from mlob_pp.variability_fit import balanced_anova, fit_mixed, loglik_random_intercept
+from mlob_pp.variability.mixed import balanced_anova, fit_mixed, loglik_random_intercept
 
 SHARED = Path(os.environ.get("MLOB_PP_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 REF = SHARED / "reference"

@@ -1,0 +1,1 @@
+"""mlob_pp/formula."""
