@@ -24,6 +24,11 @@ _LAZY: dict[str, str] = {
     "MLOBResult": "mlob_pp.closed_form.result",
     "mlob_batch": "mlob_pp.closed_form.core",
     "BatchResult": "mlob_pp.closed_form.core",
+    # batched true ML and MCMC (simulation studies)
+    "ml_batch": "mlob_pp.ml.batch",
+    "MLBatchResult": "mlob_pp.ml.batch",
+    "mcmc_batch": "mlob_pp.mcmc.batch",
+    "MCMCBatchResult": "mlob_pp.mcmc.batch",
     "RRandom": "mlob_pp.rrandom",
     "parse_formula": "mlob_pp.formula.parse",
     # true ML of the latent covariate model
@@ -36,6 +41,7 @@ _LAZY: dict[str, str] = {
     "fit_melsm": "mlob_pp.melsm.fit",
     "MELSMResult": "mlob_pp.melsm.fit",
     "prepare_saeb": "mlob_pp.melsm.fit",
+    "simulate_saeb": "mlob_pp.datasets",
     # variability analysis
     "null_model": "mlob_pp.variability",
     "contextual_model": "mlob_pp.variability",
@@ -43,7 +49,10 @@ _LAZY: dict[str, str] = {
     "parametric_bootstrap": "mlob_pp.closed_form.bootstrap",
 }
 
-_SUBMODULES = {"datasets", "models", "comparisons", "validate", "variability"}
+_SUBMODULES = {
+    "datasets", "models", "comparisons", "validate", "variability", "warnings", "seeds",
+    "tables", "results", "design", "simulate", "provenance",
+}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
