@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlob_pp.formula.groups import resolve_group
 from mlob_pp.validate import MissingDataWarning
 
 __all__ = ["ModelFrame", "parse_formula", "compile_formula", "r_name"]
@@ -51,6 +52,15 @@ class _Compiled:
     rhs_lookup: bool  # every factor is a plain column lookup
     variables: tuple[str, ...]  # data columns the formula looks up directly
     expr_variables: tuple[str, ...] = ()  # names in python expressions (may be functions)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _plain(exc: BaseException) -> str:
+    """Return an exception's message without terminal colour codes or formulaic's markers."""
+    text = _ANSI.sub("", str(exc)).replace("\u29db", "").replace("\u29da", "")
+    return " ".join(text.split())
 
 
 @lru_cache(maxsize=256)
@@ -78,10 +88,22 @@ def compile_formula(formula: str) -> _Compiled:
         raise ValueError(
             f"`formula` must be two-sided, like 'y ~ x + covariate'; got {formula!r}"
         )
+    if not formula.split("~", 1)[0].strip():
+        raise ValueError(
+            f"`formula` must name the outcome on the left of '~', like 'y ~ x + covariate'; "
+            f"got {formula!r}"
+        )
     try:
         parsed = Formula(formula)
     except Exception as exc:  # formulaic raises several exception types
-        raise ValueError(f"`formula` could not be parsed ({exc}); got {formula!r}") from exc
+        raise ValueError(
+            f"`formula` could not be parsed ({_plain(exc)}); got {formula!r}"
+        ) from exc
+    if not hasattr(parsed, "lhs"):
+        raise ValueError(
+            f"`formula` must name the outcome on the left of '~', like 'y ~ x + covariate'; "
+            f"got {formula!r}"
+        )
     lhs_terms = list(parsed.lhs)
     if len(lhs_terms) != 1:
         raise ValueError(f"`formula` must have exactly one outcome on the left; got {formula!r}")
@@ -236,7 +258,7 @@ def _group_codes(labels: pd.Series, group: str) -> tuple[np.ndarray, np.ndarray]
 def parse_formula(
     formula: str,
     data: Any,
-    group: str,
+    group: str | None = None,
     *,
     missing: str = "raise",
     min_groups: int = 2,
@@ -250,8 +272,9 @@ def parse_formula(
         be numeric, every further column is a covariate.
     data : pandas.DataFrame or mapping
         The data, one row per level-1 unit.
-    group : str
-        Name of the grouping column (any labels: numbers, strings, categories).
+    group : str, optional
+        Name of the grouping column (any labels: numbers, strings, categories). May instead
+        be given in the formula as an lme4 group term, ``"y ~ x + (1 | school)"``.
     missing : {"raise", "drop"}
         What to do with rows that have a missing value in a used column: ``"raise"`` (default)
         raises a ``ValueError`` naming the column and the number of rows; ``"drop"`` drops
@@ -287,8 +310,10 @@ def parse_formula(
         )
     if missing not in ("raise", "drop"):
         raise ValueError(f"`missing` must be 'raise' or 'drop'; got {missing!r}")
+    formula, group = resolve_group(formula, group)
     compiled = compile_formula(formula)
     frame = _as_frame(data)
+    _check_columns(frame)
     if not isinstance(group, str):
         raise TypeError(f"`group` must be the name of a column (a string); got {group!r}")
     if frame.shape[0] == 0:
@@ -348,8 +373,9 @@ def parse_formula(
         y = None
         response = compiled.lhs[0]
 
-    if compiled.rhs_lookup and all(_is_numeric(series[v]) for v in compiled.variables
-                                   if v != response):
+    if y is not None and compiled.rhs_lookup and all(
+        _is_numeric(series[v]) for v in compiled.variables if v != response
+    ):
         columns = []
         names = []
         cache: dict[str, np.ndarray] = {}
@@ -406,6 +432,22 @@ def parse_formula(
     )
 
 
+def _check_columns(frame: pd.DataFrame) -> None:
+    """Reject column layouts that make column lookups ambiguous."""
+    if isinstance(frame.columns, pd.MultiIndex):
+        raise TypeError(
+            "`data` must have one level of column names; got a MultiIndex with "
+            f"{frame.columns.nlevels} levels (flatten it, e.g. "
+            "data.columns = ['_'.join(map(str, c)) for c in data.columns])"
+        )
+    duplicated = frame.columns[frame.columns.duplicated()].unique()
+    if len(duplicated):
+        raise ValueError(
+            "`data` has duplicated column names: "
+            f"{', '.join(repr(str(c)) for c in duplicated)}; rename them"
+        )
+
+
 def _list_columns(frame: pd.DataFrame, limit: int = 12) -> str:
     cols = [repr(str(c)) for c in frame.columns[:limit]]
     more = f", ... ({frame.shape[1]} in all)" if frame.shape[1] > limit else ""
@@ -427,7 +469,7 @@ def _model_matrix(compiled: _Compiled, frame: pd.DataFrame, need_y: bool):
     try:
         mm = model_matrix(compiled.formula, frame, na_action="ignore")
     except Exception as exc:
-        raise ValueError(f"`formula` could not be evaluated on data: {exc}") from exc
+        raise ValueError(f"`formula` could not be evaluated on data: {_plain(exc)}") from exc
     rhs = mm.rhs
     cols = [c for c in rhs.columns if c != "Intercept"]
     if not cols:
