@@ -1,0 +1,282 @@
+"""Property-based tests of every public entry point (issue 12): a clear error or a right answer.
+
+For random designs — balanced and not, J from 2 to 200, n from 1 to 50, scales from 1e-9 to
+1e9, shifts, collinear and level-2 covariates, NaN/inf/None, nullable, categorical, bool and
+object dtypes — every estimator must either raise a ``ValueError``/``TypeError`` whose message
+names the argument or column at fault, or return finite estimates that are *correct*:
+equivariant under rescaling and shifting, invariant under row order and group relabelling where
+the estimator promises it.
+
+Profiles (``HYPOTHESIS_PROFILE``): ``ci`` (default; a bounded number of examples, runs in CI) and
+``long`` (thousands of examples, on demand: ``HYPOTHESIS_PROFILE=long bash scripts/test.sh
+tests/property``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import mlob_pp  # noqa: E402
+
+settings.register_profile(
+    "ci", max_examples=12, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "long", max_examples=600, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+CLEAR = (ValueError, TypeError)
+
+
+# ------------------------------------------------------------------------------ designs
+
+
+@st.composite
+def designs(draw, *, max_groups: int = 60, max_size: int = 20, min_groups: int = 2,
+            min_size: int = 1, balanced: bool | None = None):
+    """A two-level data set as a DataFrame (y, x, c, g) plus what was drawn."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    J = draw(st.integers(min_groups, max_groups))
+    if balanced is None:
+        balanced = draw(st.booleans())
+    if balanced:
+        n = draw(st.integers(min_size, max_size))
+        sizes = np.full(J, n)
+    else:
+        sizes = rng.integers(min_size, max_size + 1, size=J)
+    g = np.repeat(np.arange(J), sizes)
+    icc = draw(st.sampled_from([0.05, 0.2, 0.5, 0.9]))
+    mu = rng.normal(0, np.sqrt(icc), J)
+    x = mu[g] + rng.normal(0, np.sqrt(1 - icc), g.size)
+    c = 0.4 * x + rng.normal(0, 0.9, g.size)
+    y = 0.5 * mu[g] + 0.2 * (x - mu[g]) + 0.3 * c + rng.normal(0, 0.3, J)[g] \
+        + rng.normal(0, 0.8, g.size)
+    df = pd.DataFrame({"y": y, "x": x, "c": c, "g": g})
+    return df
+
+
+def _message_is_clear(err: Exception, df: pd.DataFrame | None = None) -> bool:
+    """A clear error names an argument (in backticks) or a column of the data."""
+    text = str(err)
+    if "\x1b" in text:
+        return False
+    if re.search(r"`[A-Za-z_][\w.]*`", text):
+        return True
+    names = list(df.columns) if df is not None else []
+    return any(f"'{n}'" in text or f'"{n}"' in text for n in map(str, names)) or bool(
+        re.search(r"\b(column|group|formula|data|covariate|outcome|target)\b", text)
+    )
+
+
+def _call(fn, *args, df=None, **kwargs):
+    """Return the result, or None after checking that the error is a clear mlob_pp error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return fn(*args, **kwargs)
+        except CLEAR as err:
+            assert _message_is_clear(err, df), f"unclear error: {type(err).__name__}: {err}"
+            return None
+
+
+def _finite(series: pd.Series) -> bool:
+    return bool(np.isfinite(series.to_numpy(dtype=float)).all())
+
+
+# ------------------------------------------------------------------------ equivariance
+
+
+@given(df=designs(balanced=True, min_size=2), a=st.sampled_from([1e-9, 1e-3, 1.0, 7.0, 1e6, 1e9]),
+       b=st.sampled_from([1e-6, 0.5, 1.0, 1e4, 1e9]),
+       shift=st.sampled_from([0.0, -3.0, 1e6]))
+def test_mlob_stable_is_equivariant_or_a_clear_error(df, a, b, shift):
+    fit = _call(mlob_pp.mlob, "y ~ x + c", df, "g", mode="stable", df=df)
+    scaled = df.assign(x=a * df["x"] + shift, y=b * df["y"] - shift, c=df["c"] * a)
+    fit2 = _call(mlob_pp.mlob, "y ~ x + c", scaled, "g", mode="stable", df=scaled)
+    if fit is None or fit2 is None:
+        assert fit is None and fit2 is None, "scaling changed whether the data are accepted"
+        return
+    assert np.isfinite(fit.params["beta_b"]) and np.isfinite(fit2.params["beta_b"])
+    np.testing.assert_allclose(fit2.params["beta_b"], fit.params["beta_b"] * b / a,
+                               rtol=1e-6, atol=1e-9 * abs(b / a))
+
+
+@given(df=designs(max_groups=40, max_size=12, min_size=2),
+       a=st.sampled_from([1e-3, 1.0, 1e3]), b=st.sampled_from([1e-3, 1.0, 1e6]),
+       shift=st.sampled_from([0.0, 1e6]))
+def test_fit_ml_is_equivariant_or_a_clear_error(df, a, b, shift):
+    fit = _call(mlob_pp.fit_ml, "y ~ x + c", df, "g", df=df)
+    scaled = df.assign(x=a * df["x"] + shift, y=b * df["y"] + shift)
+    fit2 = _call(mlob_pp.fit_ml, "y ~ x + c", scaled, "g", df=scaled)
+    if fit is None or fit2 is None:
+        assert fit is None and fit2 is None, "scaling changed whether the data are accepted"
+        return
+    assert np.isfinite(fit.params["beta_b"])
+    np.testing.assert_allclose(fit2.params["beta_b"], fit.params["beta_b"] * b / a,
+                               rtol=1e-4, atol=1e-6 * abs(b / a))
+    np.testing.assert_allclose(fit2.params["beta_w"], fit.params["beta_w"] * b / a,
+                               rtol=1e-4, atol=1e-6 * abs(b / a))
+
+
+@given(df=designs(max_groups=80, max_size=15, min_size=1),
+       b=st.sampled_from([1e-12, 1e-3, 1.0, 1e9]), shift=st.sampled_from([0.0, 1e9, -1e4]))
+def test_null_model_is_equivariant_or_a_clear_error(df, b, shift):
+    fit = _call(mlob_pp.null_model, "y ~ 1", df, "g", df=df)
+    scaled = df.assign(y=b * df["y"] + shift)
+    fit2 = _call(mlob_pp.null_model, "y ~ 1", scaled, "g", df=scaled)
+    if fit is None or fit2 is None:
+        assert fit is None and fit2 is None, "scaling changed whether the data are accepted"
+        return
+    p, p2 = fit.params, fit2.params
+    for name in p.index:
+        if name.startswith(("tau", "sigma")):
+            np.testing.assert_allclose(p2[name], p[name] * b * b, rtol=1e-4,
+                                       atol=1e-8 * b * b * float(df["y"].var()))
+        elif name in ("icc",):
+            np.testing.assert_allclose(p2[name], p[name], rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- invariance
+
+
+@given(df=designs(max_groups=50, max_size=12, min_size=2, balanced=True),
+       seed=st.integers(0, 2**31 - 1))
+def test_row_order_and_relabelling_do_not_change_balanced_estimates(df, seed):
+    rng = np.random.default_rng(seed)
+    perm = df.iloc[rng.permutation(len(df))].copy()
+    labels = {g: f"school_{v}" for g, v in zip(df["g"].unique(),
+                                               rng.permutation(df["g"].nunique()), strict=True)}
+    perm["g"] = perm["g"].map(labels)
+    for fn, kw in ((mlob_pp.mlob, {}), (mlob_pp.mlob, {"mode": "stable"}),
+                   (mlob_pp.fit_ml, {})):
+        a = _call(fn, "y ~ x + c", df, "g", df=df, **kw)
+        b = _call(fn, "y ~ x + c", perm, "g", df=perm, **kw)
+        if a is None or b is None:
+            assert a is None and b is None
+            continue
+        np.testing.assert_allclose(b.params.to_numpy(), a.params.to_numpy(), rtol=1e-7,
+                                   atol=1e-10)
+
+
+# ------------------------------------------------------------------ degenerate and hostile
+
+
+_BAD = st.sampled_from([
+    "nan_y", "inf_x", "none_c", "const_y", "const_x_within", "collinear_affine",
+    "collinear_scaled", "level2_c", "group_mean_c", "single_group", "all_size_one",
+    "bool_x", "object_x", "categorical_g", "nullable_x", "empty", "nan_group",
+])
+
+
+def _corrupt(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    out = df.copy()
+    if kind == "nan_y":
+        out.loc[out.index[0], "y"] = np.nan
+    elif kind == "inf_x":
+        out.loc[out.index[-1], "x"] = np.inf
+    elif kind == "none_c":
+        out["c"] = out["c"].astype(object)
+        out.loc[out.index[0], "c"] = None
+    elif kind == "const_y":
+        out["y"] = 3.0
+    elif kind == "const_x_within":
+        out["x"] = out.groupby("g")["x"].transform("mean")
+    elif kind == "collinear_affine":
+        out["c"] = 2 * out["x"] + 1
+    elif kind == "collinear_scaled":
+        out["c"] = 0.1 * out["x"]
+    elif kind == "level2_c":
+        out["c"] = out.groupby("g")["c"].transform("mean")
+    elif kind == "group_mean_c":
+        out["c"] = out.groupby("g")["x"].transform("mean")
+    elif kind == "single_group":
+        out["g"] = 0
+    elif kind == "all_size_one":
+        out["g"] = np.arange(len(out))
+    elif kind == "bool_x":
+        out["x"] = out["x"] > 0
+    elif kind == "object_x":
+        out["x"] = out["x"].astype(str)
+    elif kind == "categorical_g":
+        out["g"] = out["g"].astype("category")
+    elif kind == "nullable_x":
+        out["x"] = pd.array(out["x"], dtype="Float64")
+    elif kind == "empty":
+        out = out.iloc[:0]
+    elif kind == "nan_group":
+        out["g"] = out["g"].astype(float)
+        out.loc[out.index[0], "g"] = np.nan
+    return out
+
+
+_FAST_ESTIMATORS = {
+    "mlob": lambda d: mlob_pp.mlob("y ~ x + c", d, "g", balancing_limit=1.0),
+    "mlob_stable": lambda d: mlob_pp.mlob("y ~ x + c", d, "g", mode="stable",
+                                          balancing_limit=1.0),
+    "fit_ml": lambda d: mlob_pp.fit_ml("y ~ x + c", d, "g"),
+    "null_model": lambda d: mlob_pp.null_model("y ~ 1", d, "g"),
+    "contextual_model": lambda d: mlob_pp.contextual_model("y ~ x + c", d, "g"),
+}
+
+# inputs after which no finite answer is correct: these must be clear errors
+_MUST_FAIL = {
+    "nan_y", "inf_x", "none_c", "const_y", "single_group", "all_size_one", "empty", "nan_group",
+    "object_x",
+}
+_MUST_FAIL_X = {"const_x_within", "collinear_affine", "collinear_scaled", "bool_x"}
+
+
+@pytest.mark.parametrize("estimator", list(_FAST_ESTIMATORS))
+@given(df=designs(max_groups=30, max_size=10, min_size=2, min_groups=3), kind=_BAD)
+def test_degenerate_input_gives_a_clear_error_or_a_finite_answer(estimator, df, kind):
+    bad = _corrupt(df, kind)
+    fn = _FAST_ESTIMATORS[estimator]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = fn(bad)
+        except CLEAR as err:
+            assert _message_is_clear(err, bad), f"{kind}: unclear error: {err}"
+            return
+        except Exception as err:  # noqa: BLE001 - any other exception type is the bug
+            pytest.fail(f"{estimator} on {kind}: {type(err).__name__}: {err}")
+    if kind in _MUST_FAIL:
+        pytest.fail(f"{estimator} accepted {kind} and returned {res.params.to_dict()}")
+    if kind in _MUST_FAIL_X and estimator != "null_model":
+        pytest.fail(f"{estimator} accepted {kind} and returned {res.params.to_dict()}")
+    assert _finite(res.params.dropna()) and len(res.params.dropna()) > 0, (
+        f"{estimator} on {kind}: non-finite estimates {res.params.to_dict()}"
+    )
+
+
+@given(df=designs(max_groups=8, max_size=6, min_size=2, min_groups=3), kind=_BAD)
+def test_mcmc_entry_points_reject_degenerate_designs_before_compiling(df, kind):
+    """fit_mcmc/fit_melsm must fail in milliseconds (no PyMC compile) on bad designs."""
+    import time
+
+    pytest.importorskip("pymc")
+    assume(kind in _MUST_FAIL | (_MUST_FAIL_X - {"bool_x"}))
+    bad = _corrupt(df, kind)
+    for fn in (lambda d: mlob_pp.fit_mcmc("y ~ x + c", d, "g", draws=10, tune=10, chains=1),
+               lambda d: mlob_pp.fit_melsm("y ~ x + c", d, "g", draws=10, tune=10, chains=1)):
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(CLEAR) as info:
+                fn(bad)
+        assert time.perf_counter() - start < 5.0, f"{kind}: error only after a compile"
+        assert _message_is_clear(info.value, bad), f"{kind}: unclear error: {info.value}"
