@@ -13,6 +13,7 @@ __all__ = [
     "NumericalWarning",
     "ConvergenceWarning",
     "MissingDataWarning",
+    "CheckpointWarning",
     "SingularFitWarning",
     "BoundaryWarning",
     "InadmissibleWarning",
@@ -37,6 +38,13 @@ class ConvergenceWarning(MLOBWarning):
 
 class MissingDataWarning(MLOBWarning):
     """Incomplete rows were dropped because the user asked for it."""
+
+
+class CheckpointWarning(MLOBWarning):
+    """A stored study checkpoint chunk is unreadable or belongs to another cell or study.
+
+    The chunk is named in the message and recomputed.
+    """
 
 
 class BoundaryWarning(NumericalWarning):
