@@ -52,7 +52,7 @@ stamp="$venv/.mlob_pp_installed"
 if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ] || [ "$here/constraints.txt" -nt "$stamp" ]; then
   echo "# installing mlob_pp and its pinned dependencies into $venv" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet -c "$here/constraints.txt" -e "$here[dev]" >&2
+  "$venv/bin/python" -m pip install --quiet -c "$here/constraints.txt" -e "$here[all,dev,docs]" >&2
   touch "$stamp"
 fi
 echo "$venv"
