@@ -130,3 +130,6 @@ def load(name: str) -> pd.DataFrame:
         "source": "mlob_pp/datasets/data/PROVENANCE.md",
     }
     return df
+
+
+from mlob_pp.datasets.simulate import simulate_saeb  # noqa: E402, F401  (national-scale generator)

@@ -1,20 +1,20 @@
-"""SS-MELSM: formulas, the marginalized likelihood against brute force, the error catalogue,
-a small recovery run (mcmc) and the Saeb reference run (slow)."""
+"""SS-MELSM front end: the Saeb preparation, the error catalogue (checked before any compile),
+both spellings of the call, a small recovery run (mcmc) and the Saeb reference run (slow)."""
 
 from __future__ import annotations
 
-import itertools
+import time
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import logsumexp
-from scipy.stats import norm
 
 import mlob_pp
-from mlob_pp.melsm.fit import ConvergenceWarning, MELSMResult, _warn_diagnostics, prepare_saeb
-from mlob_pp.formula.melsm import design_matrices, required_columns, split_mixed_formula
+from mlob_pp.melsm.assemble import bf10
+from mlob_pp.melsm.fit import ConvergenceWarning, MELSMResult, prepare_saeb
+from mlob_pp.melsm.result import warn_diagnostics
+from mlob_pp.tables import Summary
 
 
 def _quiet_pymc():
@@ -47,176 +47,6 @@ def simulate(seed: int = 1, J: int = 40, n: int = 25) -> tuple[pd.DataFrame, dic
     return df.sample(frac=1.0, random_state=seed), truth  # rows unsorted on purpose
 
 
-# ------------------------------------------------------------------------------- formulas
-@pytest.mark.parametrize(
-    ("formula", "one_sided", "expected"),
-    [
-        ("y ~ x1 * x2 + (1 + x1 | school)", False, ("y", "x1 * x2", "1 + x1", "school")),
-        ("y ~ (1 | g)", False, ("y", "1", "1", "g")),
-        ("y ~ (x | g) + x", False, ("y", "x", "x", "g")),
-        ("y ~ x", False, ("y", "x", None, None)),
-        ("~ x + (0 + x | g)", True, (None, "x", "0 + x", "g")),
-        ("sigma ~ log(z) + (1 | g)", True, (None, "log(z)", "1", "g")),
-        ("y~x+(1|`my group`)", False, ("y", "x", "1", "my group")),
-    ],
-)
-def test_split_mixed_formula(formula, one_sided, expected):
-    f = split_mixed_formula(formula, "location", one_sided=one_sided)
-    assert (f.response, f.fixed, f.random, f.group) == expected
-
-
-@pytest.mark.parametrize(
-    ("formula", "one_sided", "match"),
-    [
-        ("y x + (1 | g)", False, r"`location` must be a formula with one '~'"),
-        ("~ x + (1 | g)", False, r"must name the outcome on the left of '~'"),
-        ("log(y) ~ x + (1 | g)", False, r"the outcome must be a column name"),
-        ("y ~ x + (1 | g) + (0 + x | g)", False, r"only one random term"),
-        ("y ~ x + (1 + x || g)", False, r"'\|\|' are not supported"),
-        ("y ~ x + (1 | g | h)", False, r"one grouping column"),
-        ("y ~ x + ( | g)", False, r"one grouping column"),
-        ("y ~ x + + (1 | g)", False, r"has an empty term"),
-    ],
-)
-def test_split_mixed_formula_errors(formula, one_sided, match):
-    with pytest.raises(ValueError, match=match):
-        split_mixed_formula(formula, "location", one_sided=one_sided)
-
-
-def test_split_mixed_formula_type_error():
-    with pytest.raises(TypeError, match=r"`scale` must be a formula string; got int"):
-        split_mixed_formula(3, "scale")
-
-
-def test_design_matrices_lme4_semantics():
-    df = pd.DataFrame(
-        {"y": [1.0, 2, 3, 4], "a": [0.1, 0.5, 0.2, 0.9], "b": [1.0, 0, 1, 0], "g": [1, 1, 2, 2]}
-    )
-    f = split_mixed_formula("y ~ a * b + (a | g)", "location")
-    X, xn, Z, zn = design_matrices(f, df, "location")
-    assert xn == ["Intercept", "a", "b", "a:b"]
-    np.testing.assert_allclose(X[:, 3], df["a"] * df["b"])
-    assert zn == ["Intercept", "a"]
-    f0 = split_mixed_formula("~ 0 + a + (0 + a | g)", "scale", one_sided=True)
-    _, xn0, Z0, zn0 = design_matrices(f0, df, "scale")
-    assert xn0 == ["a"] and zn0 == ["a"]
-    assert required_columns(f, "location") == ["a", "b", "g", "y"]
-
-
-def test_absorbed_columns_hierarchical_centring():
-    from mlob_pp.models.melsm import absorbed_columns
-
-    g = np.repeat([0, 1, 2], 3)
-    x = np.arange(9.0)
-    w = np.array([0.5, -1.0, 2.0])[g]  # group-level
-    X = np.c_[np.ones(9), x, w, x * w, x * x]
-    Z = np.c_[np.ones(9), x]
-    H, absorbed = absorbed_columns(X, Z, g, 3)
-    assert absorbed.tolist() == [True, True, True, True, False]
-    np.testing.assert_allclose(H[:, 0, 2], [0.5, -1.0, 2.0])  # w -> random intercept
-    np.testing.assert_allclose(H[:, 1, 3], [0.5, -1.0, 2.0])  # x:w -> random slope of x
-    np.testing.assert_allclose(H[:, 1, 1], 1.0)
-
-
-# --------------------------------------------------------------- the marginal likelihood
-def _brute_force(d, beta, zeta, u, pi):
-    """log p(y | theta) with the indicators summed out by enumeration, with scipy."""
-    Kr, Sr = d.Z.shape[1], d.V.shape[1]
-    total = 0.0
-    for j in range(d.n_groups):
-        rows = d.group_idx == j
-        a, b = u[j, :Kr], u[j, Kr:]
-        mu = d.X[rows] @ beta + d.Z[rows] @ a
-        terms = []
-        for m in itertools.product((0, 1), repeat=Sr):
-            m = np.array(m)
-            sd = np.exp(d.W[rows] @ zeta + d.V[rows] @ (m * b))
-            prior = np.sum(m * np.log(pi) + (1 - m) * np.log1p(-pi))
-            terms.append(prior + norm.logpdf(d.y[rows], mu, sd).sum())
-        total += logsumexp(terms)
-    return total
-
-
-@pytest.fixture(scope="module")
-def tiny_data():
-    from mlob_pp.models.melsm import MELSMData
-
-    rng = np.random.default_rng(0)
-    N, J = 40, 6
-    g = np.sort(np.r_[np.arange(J), rng.integers(0, J, N - J)])
-    x = rng.normal(size=N)
-    X = np.c_[np.ones(N), x]
-    names = ["Intercept", "x"]
-    return MELSMData(
-        rng.normal(size=N),
-        X,
-        X.copy(),
-        X.copy(),
-        X.copy(),
-        g,
-        list("abcdef"),
-        names,
-        names,
-        names,
-        names,
-        np.arange(N),
-    )
-
-
-@pytest.mark.filterwarnings("ignore:.*could not link to a BLAS:UserWarning")  # C backend notice
-@pytest.mark.parametrize("parametrization", ["auto", "centered", "noncentered"])
-def test_marginal_likelihood_matches_enumeration(tiny_data, parametrization):
-    _quiet_pymc()
-    from mlob_pp.models.melsm import build_melsm
-
-    pi = 0.3
-    model = build_melsm(tiny_data, prior_inclusion=pi, location_parametrization=parametrization)
-    fn = model.compile_fn(
-        [model.potentials[0], model["u"], model["beta"], model["zeta"]],
-        inputs=model.value_vars,
-        on_unused_input="ignore",
-        point_fn=True,
-    )
-    rng = np.random.default_rng(1)
-    point = {
-        k: v + rng.normal(scale=0.3, size=np.shape(v)) for k, v in model.initial_point().items()
-    }
-    value, u, beta, zeta = fn(point)
-    expected = _brute_force(tiny_data, beta, zeta, u, pi)
-    assert value == pytest.approx(expected, rel=1e-10)
-
-
-def test_posterior_inclusion_matches_enumeration(tiny_data):
-    from mlob_pp.models.melsm import posterior_inclusion
-
-    rng = np.random.default_rng(2)
-    D, J = 3, tiny_data.n_groups
-    beta, zeta = rng.normal(size=(D, 2)), rng.normal(scale=0.2, size=(D, 2))
-    u = rng.normal(scale=0.4, size=(D, J, 4))
-    prob, delta, ll = posterior_inclusion(tiny_data, beta, zeta, u, 0.4, rng=rng, chunk=2)
-    assert prob.shape == delta.shape == (D, J, 2) and ll.shape == (D, 40)
-    d = tiny_data
-    for s in range(D):
-        for j in range(J):
-            rows = d.group_idx == j
-            mu = d.X[rows] @ beta[s] + d.Z[rows] @ u[s, j, :2]
-            logp = {}
-            for m in itertools.product((0, 1), repeat=2):
-                sd = np.exp(d.W[rows] @ zeta[s] + d.V[rows] @ (np.array(m) * u[s, j, 2:]))
-                logp[m] = (
-                    sum(np.log(0.4) if k else np.log(0.6) for k in m)
-                    + norm.logpdf(d.y[rows], mu, sd).sum()
-                )
-            z = logsumexp(list(logp.values()))
-            p1 = sum(np.exp(v - z) for m, v in logp.items() if m[0] == 1)
-            p2 = sum(np.exp(v - z) for m, v in logp.items() if m[1] == 1)
-            np.testing.assert_allclose(prob[s, j], [p1, p2], rtol=1e-10)
-            # the stored log-likelihood is that of the drawn indicator pattern
-            m = tuple(delta[s, j])
-            sd = np.exp(d.W[rows] @ zeta[s] + d.V[rows] @ (np.array(m) * u[s, j, 2:]))
-            np.testing.assert_allclose(ll[s, rows], norm.logpdf(d.y[rows], mu, sd))
-
-
 # ------------------------------------------------------------------------- Saeb helper
 def test_prepare_saeb():
     raw = mlob_pp.datasets.load("saeb")
@@ -244,26 +74,35 @@ def small_df():
     return simulate(J=6, n=5)[0]
 
 
+LOC, SCL = "y ~ x + (1 | school)", "~ x"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
         (
-            {"location": "y ~ x + (1 | school)", "scale": "~ x"},
+            {"formula": "y ~ x", "group": None, "scale": "~ x"},
             ValueError,
-            r"`scale` must contain a random term such as '\(1 \| school\)'",
+            r"`group` is required: pass group='school' or write the group term",
         ),
         (
-            {"location": "y ~ x + (1 | school)", "scale": "~ x + (1 | x)"},
+            {"scale": "~ x + (1 | x)"},
             ValueError,
             r"must be grouped by the same variable; got 'school' \(location\) and 'x' \(scale\)",
         ),
         (
-            {"location": "y ~ x + w + (1 | school)", "scale": "~ (1 | school)"},
+            {"group": "district"},
+            ValueError,
+            r"`group` \('district'\) and the formula's group term \('school'\) disagree",
+        ),
+        ({"group": 3}, TypeError, r"`group` must be a column name \(str\) or None; got int"),
+        (
+            {"formula": "y ~ x + w + (1 | school)"},
             ValueError,
             r"`data` lacks the column\(s\) \['w'\] used in the formulas",
         ),
         (
-            {"location": "y ~ x + (1 | district)", "scale": "~ (1 | district)"},
+            {"formula": "y ~ x + (1 | district)", "scale": "~ 1"},
             ValueError,
             r"lacks the column\(s\) \['district'\]",
         ),
@@ -285,48 +124,177 @@ def small_df():
         ),
         ({"draws": 0}, ValueError, r"`draws` must be an integer >= 1; got 0"),
         ({"chains": 1.5}, TypeError, r"`chains` must be an integer; got 1.5"),
+        ({"conf_level": 95}, ValueError, r"`conf_level` must be strictly between 0 and 1"),
         (
             {"location_parametrization": "funnel"},
             ValueError,
             r"`location_parametrization` must be 'auto', 'centered' or 'noncentered'; got 'funnel'",
         ),
-        ({"random_seed": "seed"}, TypeError, r"`random_seed` must be None, an int or a numpy"),
+        ({"random_seed": "seed"}, TypeError, r"`random_seed` must be None, a non-negative int"),
         ({"random_seed": -1}, ValueError, r"`random_seed` must be a non-negative integer"),
         (
-            {"location": "y ~ x + (1 | school) + (x | school)"},
+            {"formula": "y ~ x + (1 | school) + (x | school)"},
             ValueError,
-            r"`location` may contain only one random term",
+            r"`formula` may contain only one random term",
         ),
+        ({"formula": 3}, TypeError, r"`formula` must be a formula string; got int"),
+        ({"progres": True}, TypeError, r"fit_melsm\(\) got unexpected keyword argument\(s\)"),
     ],
 )
 def test_fit_melsm_errors(small_df, kwargs, exc, match):
-    args = {"location": "y ~ x + (1 | school)", "scale": "~ x + (1 | school)", **kwargs}
+    args = {"formula": LOC, "group": None, "scale": SCL, **kwargs}
+    formula, group = args.pop("formula"), args.pop("group")
     with pytest.raises(exc, match=match):
-        mlob_pp.fit_melsm(small_df, **args)
+        mlob_pp.fit_melsm(formula, small_df, group, **args)
+
+
+def _design_cases(df: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str, str, str]]:
+    """Degenerate designs (issue 12): data, location, scale, expected message."""
+    one = df.copy()
+    one["school"] = "a"
+    singles = df.drop_duplicates("school").copy()
+    inf = df.copy()
+    inf.iloc[2, inf.columns.get_loc("x")] = np.inf
+    const_within = df.copy()
+    const_within["y"] = const_within.groupby("school")["y"].transform("mean")
+    return {
+        "empty": (df.iloc[:0], LOC, SCL, r"`data` has no rows"),
+        "constant outcome": (df.assign(y=2.5), LOC, SCL,
+                             r"the outcome 'y' has no variation"),
+        "shifted constant outcome": (df.assign(y=1e9), LOC, SCL, r"'y' has no variation"),
+        "outcome constant within groups": (const_within, LOC, SCL,
+                                           r"outcome 'y' is constant within every group"),
+        "collinear location": (df.assign(c=2 * df["x"] + 1), "y ~ x + c + (1 | school)", SCL,
+                               r"`formula`: the terms 'x', 'c' are collinear"),
+        "collinear scaled": (df.assign(c=1e-8 * df["x"]), "y ~ x + c + (1 | school)", SCL,
+                             r"`formula`: the terms 'x', 'c' are collinear"),
+        "collinear scale": (df.assign(c=-3 * df["x"]), LOC, "~ x + c",
+                            r"`scale`: the terms 'x', 'c' are collinear"),
+        "inf": (inf, LOC, SCL, r"`data` has infinite values in \{'x': 1\}"),
+        "single group": (one, LOC, SCL, r"at least 2 groups; column 'school' has 1"),
+        "all groups size 1": (singles, LOC, SCL, r"every group of 'school' has a single row"),
+        "level-2 random slope": (
+            df.assign(w=df.groupby("school")["x"].transform("mean")),
+            "y ~ w + (1 + w | school)", SCL,
+            r"`formula`: the random slope 'w' has no within-group variation"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_design_cases(simulate(J=6, n=5)[0])))
+def test_degenerate_designs_fail_fast(small_df, case):
+    data, loc, scl, match = _design_cases(small_df)[case]
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=match):
+        mlob_pp.fit_melsm(loc, data, scale=scl)
+    # before any compile: well under a second (a compile takes 20-50 s)
+    assert time.perf_counter() - t0 < 2.0
 
 
 def test_fit_melsm_rejects_nan_and_bad_data(small_df):
     bad = small_df.copy()
     bad.iloc[[0, 3], bad.columns.get_loc("x")] = np.nan
     with pytest.raises(ValueError, match=r"missing values \(NaN\) in \{'x': 2\}; drop or impute"):
-        mlob_pp.fit_melsm(bad, "y ~ x + (1 | school)", "~ (1 | school)")
+        mlob_pp.fit_melsm("y ~ x + (1 | school)", bad)
     bad = small_df.copy()
     bad.iloc[1, bad.columns.get_loc("school")] = None
     with pytest.raises(ValueError, match=r"missing values \(NaN\) in \{'school': 1\}"):
-        mlob_pp.fit_melsm(bad, "y ~ x + (1 | school)", "~ (1 | school)")
+        mlob_pp.fit_melsm("y ~ x", bad, "school")
     with pytest.raises(TypeError, match=r"`data` must be a pandas DataFrame; got dict"):
-        mlob_pp.fit_melsm({"y": [1.0]}, "y ~ (1 | school)", "~ (1 | school)")
+        mlob_pp.fit_melsm("y ~ (1 | school)", {"y": [1.0]})
     text = small_df.assign(y=small_df["y"].astype(str))
     with pytest.raises(TypeError, match=r"the outcome 'y' must be numeric; got dtype"):
-        mlob_pp.fit_melsm(text, "y ~ x + (1 | school)", "~ (1 | school)")
+        mlob_pp.fit_melsm("y ~ x + (1 | school)", text)
+    dup = pd.concat([small_df, small_df[["x"]]], axis=1)
+    with pytest.raises(ValueError, match=r"unique, single-level column names; got duplicated"):
+        mlob_pp.fit_melsm("y ~ x + (1 | school)", dup)
+
+
+def test_old_spelling_is_parsed_like_the_new_one(small_df):
+    """``fit_melsm(data, location, scale)`` warns and reaches the same checks (no sampling)."""
+    with (
+        pytest.warns(DeprecationWarning, match=r"fit_melsm\(data, location, scale\) is "
+                     r"deprecated since 0.2 .* use fit_melsm\(formula, data, group=None"),
+        pytest.raises(ValueError, match=r"`prior_inclusion` must be strictly between"),
+    ):
+        mlob_pp.fit_melsm(small_df, location=LOC, scale="~ x + (1 | school)",
+                          prior_inclusion=2.0)
+    with (
+        pytest.warns(DeprecationWarning, match=r"`progressbar` is deprecated .* use `progress`"),
+        pytest.raises(ValueError, match=r"`draws` must be an integer >= 1"),
+    ):
+        mlob_pp.fit_melsm(LOC, small_df, progressbar=False, draws=0)
+
+
+def test_parse_formulas_spellings():
+    from mlob_pp.melsm.data import parse_formulas
+
+    a = parse_formulas("y ~ x + (1 | school)", "~ x", None)
+    b = parse_formulas("y ~ x", "~ x + (1 | school)", "school")
+    c = parse_formulas("y ~ x", "~ x", "school")
+    for spec in (a, b, c):
+        assert spec.group == "school"
+        assert spec.location_text == "y ~ x + (1 | school)"
+        assert spec.scale_text == "~ x + (1 | school)"
+        assert (spec.location.fixed, spec.location.random) == ("x", "1")
+        assert (spec.scale.fixed, spec.scale.random) == ("x", "1")
+    d = parse_formulas("y ~ x + (1 + x | g)", "~ 1", None)
+    assert d.location.random == "1 + x" and d.scale_text == "~ 1 + (1 | g)"
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_both_spellings_reach_the_sampler_identically(small_df, monkeypatch):
+    """Old spelling, lme4 term and ``group=``: the sampler gets the same model and seed.
+
+    nutpie is deterministic given the model and the seed, and everything after sampling depends
+    only on the draws, the data arrays and the seed, so identical inputs give identical results
+    (the lead's protocol test also compares two real fits of the two new spellings).
+    """
+    import mlob_pp.melsm.fit as fit_module
+
+    seen = []
+
+    def record(mdata, settings, seed, sampler_kwargs):
+        seen.append((mdata, settings, seed))
+        raise _Stop
+
+    monkeypatch.setattr(fit_module, "_sample", record)
+    calls = [
+        lambda: mlob_pp.fit_melsm("y ~ x + (1 | school)", small_df, scale="~ x", random_seed=5),
+        lambda: mlob_pp.fit_melsm("y ~ x", small_df, "school", scale="~ x", random_seed=5),
+        lambda: mlob_pp.fit_melsm("y ~ x", small_df, group="school",
+                                  scale="~ x + (1 | school)", random_seed=5),
+    ]
+    for call in calls:
+        with pytest.raises(_Stop):
+            call()
+    with pytest.warns(DeprecationWarning, match=r"fit_melsm\(data, location, scale\)"), \
+            pytest.raises(_Stop):
+        mlob_pp.fit_melsm(small_df, "y ~ x + (1 | school)", "~ x + (1 | school)",
+                          random_seed=5)
+    with pytest.warns(DeprecationWarning), pytest.raises(_Stop):
+        mlob_pp.fit_melsm(small_df, location="y ~ x + (1 | school)",
+                          scale="~ x + (1 | school)", random_seed=5)
+    ref_data, ref_settings, ref_seed = seen[0]
+    assert len(seen) == 5
+    for mdata, settings, seed in seen[1:]:
+        assert settings == ref_settings and seed == ref_seed
+        for name in ("y", "X", "Z", "W", "V", "group_idx", "obs_labels"):
+            np.testing.assert_array_equal(getattr(mdata, name), getattr(ref_data, name))
+        for name in ("group_labels", "x_names", "z_names", "w_names", "v_names"):
+            assert list(getattr(mdata, name)) == list(getattr(ref_data, name))
+    # another seed reaches the sampler as another seed
+    with pytest.raises(_Stop):
+        mlob_pp.fit_melsm("y ~ x + (1 | school)", small_df, scale="~ x", random_seed=6)
+    assert seen[-1][2] != ref_seed
 
 
 def test_bf10_formula():
-    from mlob_pp.melsm.fit import _bf10
-
     pip = np.array([0.5, 0.75, 0.9, 1.0])
-    np.testing.assert_allclose(_bf10(pip, 0.5), [1.0, 3.0, 9.0, np.inf])
-    np.testing.assert_allclose(_bf10(np.array([0.2]), 0.2), [1.0])
+    np.testing.assert_allclose(bf10(pip, 0.5), [1.0, 3.0, 9.0, np.inf])
+    np.testing.assert_allclose(bf10(np.array([0.2]), 0.2), [1.0])
 
 
 # ------------------------------------------------------------------- recovery (sampling)
@@ -338,9 +306,9 @@ def recovery():
         # 2 x 400 draws: single PIPs may show R-hat slightly above 1.01; checked below
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = mlob_pp.fit_melsm(
-            df,
             "y ~ x + (1 | school)",
-            "~ x + (1 | school)",
+            df,
+            scale="~ x",
             draws=400,
             tune=400,
             chains=2,
@@ -363,7 +331,7 @@ def test_recovery_of_unusual_groups(recovery):
     # the singleton group carries almost no information: PIP near the prior
     assert 0.2 < pip["zz"] < 0.8
     np.testing.assert_allclose(fit.bf10, pip / (1 - pip))
-    table = fit.summary("model")
+    table = fit.table("model")
     assert table.loc["beta_x", "ci_lower"] < 0.5 < table.loc["beta_x", "ci_upper"]
     assert table.loc["zeta_x", "ci_lower"] < 0.1 < table.loc["zeta_x", "ci_upper"]
     assert table.loc["sd_Intercept", "ci_lower"] < 0.5 < table.loc["sd_Intercept", "ci_upper"]
@@ -393,7 +361,7 @@ def test_result_format(recovery):
         warnings.simplefilter("ignore", UserWarning)  # Pareto-k notices of the singleton
         loo = az.loo(idata)
     assert np.isfinite(loo.elpd)
-    table = fit.summary()
+    table = fit.table()
     assert list(table.columns) == [
         "estimate",
         "std_error",
@@ -407,10 +375,49 @@ def test_result_format(recovery):
     assert "pip[scl_Intercept, s00]" in table.index
     assert "corr[scl_Intercept, Intercept]" in table.index
     assert table.loc["pip[scl_Intercept, s05]", "estimate"] == pytest.approx(fit.pip["s05"])
-    assert len(fit.summary("pip")) == fit.pip.size
+    assert len(fit.table("pip")) == fit.pip.size
     assert "Groups with PIP >= 0.75" in str(fit)
-    with pytest.raises(ValueError, match=r"`pip` must be one of 'all', 'model', 'pip'; got 'x'"):
-        fit.summary("x")
+    with pytest.raises(ValueError, match=r"`which` must be one of 'all', 'model', 'pip'; got 'x'"):
+        fit.table("x")
+
+
+@pytest.mark.mcmc
+def test_result_protocol(recovery):
+    df, _, fit = recovery
+    frame = fit.to_frame()
+    assert fit.params.index.equals(frame.index)
+    assert {"beta_Intercept", "beta_x", "zeta_x", "sd_Intercept", "sd_scl_Intercept",
+            "tau2", "corr[scl_Intercept, Intercept]"} <= set(frame.index)
+    assert not any(k.startswith("pip[") for k in frame.index)
+    # params / bse are the posterior means / SDs of the draws
+    beta_x = fit.idata["posterior"]["beta"].sel(location_term="x").values
+    assert fit.params["beta_x"] == pytest.approx(beta_x.mean(), rel=1e-12)
+    assert fit.bse["beta_x"] == pytest.approx(beta_x.std(ddof=1), rel=1e-12)
+    sd = fit.idata["posterior"]["re_sd"].sel(effect="Intercept").values
+    assert fit.params["tau2"] == pytest.approx((sd**2).mean(), rel=1e-12)
+    ci = fit.conf_int()
+    assert ci.loc["beta_x", "lower"] == pytest.approx(np.quantile(beta_x, 0.025))
+    with pytest.raises(ValueError, match=r"`level` must equal the fit's conf_level \(0.95\)"):
+        fit.conf_int(0.5)
+    narrow = fit.table("model", conf_level=0.5)
+    assert narrow.loc["beta_x", "ci_upper"] < frame.loc["beta_x", "ci_upper"]
+    with pytest.raises(AttributeError, match=r"p values are not defined for 'melsm'"):
+        fit.pvalues  # noqa: B018
+    summ = fit.summary()
+    assert isinstance(summ, Summary) and "<table" in summ._repr_html_()
+    assert set(summ.tables) == {"parameters", "flagged"}
+    assert "Groups with PIP >= 0.75" in str(summ)
+    with pytest.warns(DeprecationWarning, match=r"`ci_prob` is deprecated .* use `conf_level`"):
+        old = fit.summary(ci_prob=0.9)
+    assert old["parameters"].loc["beta_x", "ci_upper"] < frame.loc["beta_x", "ci_upper"]
+    assert fit.to_datatree() is fit.idata
+    line = repr(fit)
+    assert "\n" not in line and len(line) < 300
+    n_flag = len(fit.flagged())
+    assert f"{df['school'].nunique()} groups" in line and f"{n_flag} flagged" in line
+    assert fit.n_obs == len(df) and fit.formula == "y ~ x + (1 | school)"
+    assert fit.scale == "~ x + (1 | school)"
+    assert fit.idata.attrs["estimator"] == "melsm" and fit.idata.attrs["random_seed"] == 11
 
 
 @pytest.mark.mcmc
@@ -451,7 +458,7 @@ def test_convergence_warnings(recovery):
         pytest.warns(ConvergenceWarning, match=r"3 divergent transitions after tuning"),
         pytest.warns(ConvergenceWarning, match=r"R-hat > 1.01: .*beta_Intercept"),
     ):
-        _warn_diagnostics(broken)
+        warn_diagnostics(broken)
 
 
 # -------------------------------------------------------- general formulas (sampling)
@@ -463,9 +470,9 @@ def test_random_slopes_in_both_parts():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = mlob_pp.fit_melsm(
-            df,
             "y ~ x + (1 + x | school)",
-            "~ x + (x | school)",
+            df,
+            scale="~ x + (x | school)",
             draws=100,
             tune=150,
             chains=1,
@@ -512,9 +519,9 @@ def test_saeb_reference():
     _quiet_pymc()
     df = prepare_saeb()
     fit = mlob_pp.fit_melsm(
-        df,
         "math_proficiency ~ student_ses * school_ses + (1 | school_id)",
-        "~ student_ses * school_ses + (1 | school_id)",
+        df,
+        scale="~ student_ses * school_ses",
         draws=1000,
         tune=1000,
         chains=4,
@@ -523,7 +530,7 @@ def test_saeb_reference():
     flagged = set(fit.pip[fit.pip > 0.75].index)
     assert {9, 46, 53, 114, 115, 153} <= flagged
     assert flagged <= {9, 46, 53, 114, 115, 153, 124, 95, 39, 87, 64, 92, 149}
-    table = fit.summary("model")
+    table = fit.table("model")
     for row, (mean, sd, n_eff) in SAEB_REF.items():
         tol = 4.0 * np.hypot(table.loc[row, "mcse"], sd / np.sqrt(n_eff)) + 0.005
         assert table.loc[row, "estimate"] == pytest.approx(mean, abs=tol), row
