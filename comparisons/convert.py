@@ -1,6 +1,6 @@
-r"""Converters of every estimator's result to one common ArviZ format (``xarray.DataTree``).
+r"""Converters of every estimator's result to the common format (``xarray.DataTree``).
 
-All three estimators of the latent covariate model (Lüdtke et al. 2008)
+The estimators of the latent covariate model (Lüdtke et al. 2008)
 
 .. math::
 
@@ -8,32 +8,23 @@ All three estimators of the latent covariate model (Lüdtke et al. 2008)
     Y_{ij} = \alpha + \beta_b(\mu_x + u_j) + \beta_w(X_{ij} - \mu_x - u_j)
              + C_{ij}'\gamma + \delta_j + \varepsilon_{ij}
 
-end in the same layout, so that ArviZ functions and :func:`mlob_pp.comparisons.compare` treat
-them alike:
+end in one layout (``docs/architecture_common_format.md``), which says what the numbers are:
 
-``posterior`` (dims ``chain``, ``draw``)
-    Draws of ``beta_b``, ``beta_w``, ``beta_c``, ``gamma`` (dim ``term``, R-style covariate
-    names as coordinates), ``alpha``, ``mu_x``, ``tau2_x``, ``sigma2_x``, ``icc_x``, ``tau2``,
-    ``sigma2`` — whichever the estimator provides. For the closed-form MLOB and for true ML these
-    are draws from the estimator's normal sampling distribution (``posterior_kind =
-    "normal_approximation"``); for PyMC they are the MCMC draws (``posterior_kind = "mcmc"``).
-``point_estimate`` (closed form and ML only)
-    The exact estimates, with the same variable names and dims as ``posterior`` minus
-    ``chain``/``draw``; its child nodes ``point_estimate/std_error`` (standard errors) and
-    ``point_estimate/conf_interval`` (Wald or R-MLOB intervals, extra dim
-    ``ci_bound = ["lower", "upper"]``) hold the same variables.
-``log_likelihood``
-    ML: ``loglik``, the total log-likelihood at the maximum (no sample dims). MCMC: the pointwise
-    log-likelihood written by PyMC (``chain``, ``draw``, ``obs``...). MLOB: absent (the
-    estimator has no likelihood).
-``observed_data``, ``sample_stats``, ...
-    Kept from PyMC where present.
+``estimate`` (closed-form MLOB, ``ml_moments``, ML)
+    The exact table of a point estimator, built by :func:`mlob_pp.common_format.estimate_tree`:
+    coordinates ``term`` (``beta_b``, ``gamma_<term>``, ``tau2``, ...) and ``ci_bound``;
+    variables ``estimate``, ``std_error``, ``ci`` (dims ``term, ci_bound``), ``z``,
+    ``p_value``; attrs ``conf_level``, ``interval_method``, ``se_method``. There is no
+    ``posterior``: ArviZ functions that need one raise
+    :class:`mlob_pp.common_format.NotAPosteriorError`.
+``normal_approximation`` (only on request, ``draws=``)
+    Draws from the estimator's normal sampling distribution, dims ``chain``, ``draw`` (named for
+    what they are; never ``posterior``).
+``posterior``, ``sample_stats`` (PyMC MCMC)
+    The real MCMC draws; ``log_likelihood`` (pointwise) only when asked for.
 
-Every group and the root carry the same provenance attributes, built by :func:`make_attrs`:
-``estimator``, ``mlob_pp_version``, ``created_at``, ``creation_library``,
-``inference_library`` (+ version), ``posterior_kind``, ``settings`` (JSON text), ``random_seed``,
-``conf_level``, ``formula``, ``group``, ``n_obs``, ``n_groups``. Attribute values are strings
-and numbers only, so a result written to netCDF reads back unchanged.
+Every group and the root carry the provenance attributes of
+:func:`mlob_pp.provenance.make_attrs`.
 
 References
 ----------
@@ -44,15 +35,34 @@ https://doi.org/10.1037/a0012869
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import inspect
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from mlob_pp.common_format import (
+    ESTIMATE_GROUP,
+    as_point_estimate,
+    estimate_frame,
+    estimate_tree,
+    has_posterior,
+)
+from mlob_pp.comparisons.labels import (
+    DISPLAY_ORDER,
+    ESTIMATORS,
+    PARAMETERS,
+    VECTOR_PARAMETERS,
+    labels_to_dataset,
+    split_label,
+)
+from mlob_pp.comparisons.normal import normal_approximation
 from mlob_pp.provenance import make_attrs
-from mlob_pp.seeds import seed_attr
+from mlob_pp.tables import wald_table
+from mlob_pp.validate import check_bool, check_int, check_probability
 
 __all__ = [
     "PARAMETERS",
@@ -64,241 +74,59 @@ __all__ = [
     "from_pymc",
     "make_attrs",
     "labels_to_dataset",
+    "split_label",
 ]
 
-#: Scalar parameters of the latent covariate model, in display order.
-PARAMETERS: tuple[str, ...] = (
-    "beta_b",
-    "beta_w",
-    "beta_c",
-    "alpha",
-    "mu_x",
-    "tau2_x",
-    "sigma2_x",
-    "icc_x",
-    "tau2",
-    "sigma2",
-)
-#: Covariate coefficient vectors (dim ``term``); the Series label is ``<name>_<term>``.
-VECTOR_PARAMETERS: tuple[str, ...] = ("gamma_w", "gamma_b", "gamma")
-#: Order of the variables in every group (and of the rows of comparison tables).
-DISPLAY_ORDER: tuple[str, ...] = (
-    "beta_b",
-    "beta_w",
-    "beta_c",
-    "gamma",
-    "gamma_w",
-    "gamma_b",
-    *PARAMETERS[3:],
-)
-#: Estimator names used in ``attrs["estimator"]``.
-ESTIMATORS: tuple[str, ...] = ("mlob", "ml_moments", "ml", "mcmc")
-
-_SAMPLE_DIMS = ("chain", "draw")
 _MLOB_ESTIMATORS = ("mlob", "ml_moments")
 _SUMMARY_ALIASES = {"mlob": "mlob", "ml_moments": "ml"}
 
-
-# ------------------------------------------------------------------------ labels <-> dataset
-
-
-def _split_label(label: str, terms: Sequence[str] | None) -> tuple[str, str | None]:
-    """Split a Series label into (variable, term); ``gamma_ses`` -> ``("gamma", "ses")``."""
-    if label in PARAMETERS:
-        return label, None
-    for prefix in VECTOR_PARAMETERS:  # gamma_w_/gamma_b_ before gamma_
-        start = prefix + "_"
-        if label.startswith(start):
-            term = label[len(start) :]
-            if prefix != "gamma" and terms is not None and term not in terms:
-                # a covariate literally called "w_..." or "b_...": plain gamma
-                if label[len("gamma_") :] in terms:
-                    return "gamma", label[len("gamma_") :]
-            return prefix, term
-    return label, None
-
-
-def labels_to_dataset(
-    values: pd.Series | Mapping[str, Any],
-    *,
-    terms: Sequence[str] | None = None,
-    extra_dims: Mapping[str, Sequence[Any]] | None = None,
-) -> xr.Dataset:
-    """Turn labelled values (``beta_b``, ``gamma_ses``, ...) into a Dataset of named variables.
-
-    Parameters
-    ----------
-    values : Series or mapping
-        Index = Series labels of the common names (``beta_b``, ``gamma_<term>``,
-        ``gamma_w_<term>``, ``gamma_b_<term>``, ``tau2``, ...); each value is a scalar or an
-        array whose trailing shape is given by `extra_dims` (e.g. draws or CI bounds).
-    terms : sequence of str, optional
-        R-style covariate names, used to keep their order and to resolve ambiguous labels.
-    extra_dims : mapping, optional
-        Leading dims of every value (e.g. ``{"chain": [0, 1], "draw": range(100)}``); the
-        ``term`` dim is appended last.
-
-    Returns
-    -------
-    xarray.Dataset
-        Scalar parameters as variables with `extra_dims`, covariate coefficients as
-        ``gamma`` (dims ``*extra_dims, term``) and likewise ``gamma_w``/``gamma_b``.
-    """
-    extra_dims = dict(extra_dims or {})
-    dims = tuple(extra_dims)
-    shape = tuple(len(v) for v in extra_dims.values())
-    scalars: dict[str, np.ndarray] = {}
-    vectors: dict[str, dict[str, np.ndarray]] = {}
-    for label, value in dict(values).items():
-        name, term = _split_label(str(label), terms)
-        arr = np.broadcast_to(np.asarray(value, dtype=float), shape)
-        if term is None:
-            scalars[name] = arr
-        else:
-            vectors.setdefault(name, {})[term] = arr
-    data_vars: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
-    coords: dict[str, Any] = {k: np.asarray(list(v)) for k, v in extra_dims.items()}
-    term_sets = {tuple(v) for v in vectors.values()}
-    for name in vectors:
-        found = list(vectors[name])
-        if terms is not None:
-            found = [t for t in terms if t in vectors[name]] + [t for t in found if t not in terms]
-        dim = "term" if len(term_sets) == 1 or name == "gamma" else f"term_{name[-1]}"
-        coords[dim] = np.asarray(found, dtype=str)
-        data_vars[name] = (
-            (*dims, dim),
-            np.stack([vectors[name][t] for t in found], axis=-1) if found else np.empty(shape),
-        )
-    for name, arr in scalars.items():
-        data_vars[name] = (dims, np.array(arr))
-    order = [p for p in DISPLAY_ORDER if p in data_vars] + [
-        p for p in data_vars if p not in DISPLAY_ORDER
-    ]
-    data_vars = {name: data_vars[name] for name in order}
-    return xr.Dataset(data_vars, coords=coords)
-
-
-# ------------------------------------------------------------------------ normal draws
-
-
-def _normal_draws(
-    estimate: pd.Series,
-    std_error: pd.Series,
-    vcov: pd.DataFrame | None,
-    *,
-    chains: int,
-    draws: int,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    """Draw from N(estimate, vcov) (correlated where `vcov` covers labels, else independent)."""
-    n = chains * draws
-    out: dict[str, np.ndarray] = {}
-    covered: list[str] = []
-    if vcov is not None:
-        covered = [
-            lab
-            for lab in estimate.index
-            if lab in vcov.index and lab in vcov.columns and np.isfinite(estimate[lab])
-        ]
-        cov = vcov.loc[covered, covered].to_numpy(dtype=float) if covered else None
-        if cov is not None and not np.all(np.isfinite(cov)):
-            covered, cov = [], None
-        if covered and cov is not None:
-            cov = (cov + cov.T) / 2
-            evals, evecs = np.linalg.eigh(cov)
-            root = evecs * np.sqrt(np.clip(evals, 0.0, None))
-            z = rng.standard_normal((n, len(covered)))
-            sample = estimate[covered].to_numpy(dtype=float) + z @ root.T
-            for i, lab in enumerate(covered):
-                out[lab] = sample[:, i]
-    for lab in estimate.index:
-        if lab in out:
-            continue
-        if (
-            lab == "beta_c"
-            and "beta_b" in out
-            and "beta_w" in out
-            and "beta_b" in covered
-            and "beta_w" in covered
-        ):
-            out[lab] = out["beta_b"] - out["beta_w"]  # derived: keeps the correlation
-            continue
-        se = float(std_error.get(lab, np.nan))
-        out[lab] = float(estimate[lab]) + se * rng.standard_normal(n)
-    return {lab: v.reshape(chains, draws) for lab, v in out.items()}
-
-
-def _as_rng(random_seed: Any) -> np.random.Generator:
-    """Return a numpy Generator from None, a non-negative int or a Generator."""
-    if isinstance(random_seed, np.random.Generator):
-        return random_seed
-    if random_seed is None or (
-        isinstance(random_seed, (int, np.integer)) and not isinstance(random_seed, bool)
-    ):
-        if random_seed is not None and random_seed < 0:
-            raise ValueError(
-                f"`random_seed` must be a non-negative integer seed; got {random_seed}"
-            )
-        return np.random.default_rng(random_seed)
-    raise TypeError(
-        "`random_seed` must be None, a non-negative int or a numpy Generator; "
-        f"got {type(random_seed).__name__}"
-    )
-
-
-def _check_shape(chains: Any, draws: Any) -> tuple[int, int]:
-    from mlob_pp.validate import check_int
-
-    return check_int(chains, "chains", minimum=1), check_int(draws, "draws", minimum=1)
-
-
-def _build_tree(
-    *,
-    estimate: pd.Series,
-    std_error: pd.Series,
-    ci_lower: pd.Series,
-    ci_upper: pd.Series,
-    vcov: pd.DataFrame | None,
-    terms: Sequence[str] | None,
-    chains: int,
-    draws: int,
-    random_seed: Any,
-    attrs: dict[str, Any],
-    log_likelihood: xr.Dataset | None = None,
-) -> xr.DataTree:
-    rng = _as_rng(random_seed)
-    sample = _normal_draws(estimate, std_error, vcov, chains=chains, draws=draws, rng=rng)
-    sample_dims = {"chain": np.arange(chains), "draw": np.arange(draws)}
-    posterior = labels_to_dataset(sample, terms=terms, extra_dims=sample_dims)
-    point = labels_to_dataset(estimate, terms=terms)
-    se = labels_to_dataset(std_error.reindex(estimate.index), terms=terms)
-    bounds = {
-        lab: np.array([ci_lower.get(lab, np.nan), ci_upper.get(lab, np.nan)])
-        for lab in estimate.index
-    }
-    ci = labels_to_dataset(bounds, terms=terms, extra_dims={"ci_bound": ["lower", "upper"]})
-    # ci_bound last, like arviz_stats.eti
-    ci = ci.transpose(*[d for d in ci.dims if d != "ci_bound"], "ci_bound")
-    nodes: dict[str, xr.Dataset] = {
-        "posterior": posterior,
-        "point_estimate": point,
-        "point_estimate/std_error": se,
-        "point_estimate/conf_interval": ci,
-    }
-    if log_likelihood is not None:
-        nodes["log_likelihood"] = log_likelihood
-    tree = xr.DataTree.from_dict(nodes)
-    _stamp(tree, attrs)
-    return tree
-
-
-def _stamp(tree: xr.DataTree, attrs: Mapping[str, Any]) -> None:
-    """Set the provenance attributes on the root and on every group (node)."""
-    for node in tree.subtree:
-        node.attrs = {**node.attrs, **attrs}
-
-
 # ---------------------------------------------------------------------------- converters
+
+#: results whose to_datatree() is being called by a converter (guards against a to_datatree
+#: that itself calls back into from_mlob / from_ml)
+_IN_TO_DATATREE: set[int] = set()
+
+
+@contextlib.contextmanager
+def _guard(res: Any) -> Iterator[bool]:
+    key = id(res)
+    entered = key not in _IN_TO_DATATREE
+    if entered:
+        _IN_TO_DATATREE.add(key)
+    try:
+        yield entered
+    finally:
+        if entered:
+            _IN_TO_DATATREE.discard(key)
+
+
+def _own_tree(res: Any, **kwargs: Any) -> xr.DataTree | None:
+    """Return ``res.to_datatree(**kwargs)`` if it gives a tree with an ``estimate`` group.
+
+    Keyword arguments the method does not accept are dropped (``None`` is returned when one of
+    them matters, so that the caller builds the tree from the table instead).
+    """
+    method = getattr(res, "to_datatree", None)
+    if not callable(method):
+        return None
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return None
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    call = {k: v for k, v in kwargs.items() if k in params or var_kw}
+    if any(kwargs[k] != _DEFAULTS.get(k) for k in set(kwargs) - set(call)):
+        return None  # the method cannot give what was asked for
+    with _guard(res) as entered:
+        if not entered:
+            return None
+        tree = method(**call)
+    if not isinstance(tree, xr.DataTree) or ESTIMATE_GROUP not in tree.children:
+        return None  # an older to_datatree (normal-approximation posterior): rebuild
+    return as_point_estimate(tree)
+
+
+_DEFAULTS: dict[str, Any] = {"estimator": "mlob"}
 
 
 def _getattr_any(obj: Any, *names: str, default: Any = None) -> Any:
@@ -309,47 +137,79 @@ def _getattr_any(obj: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
+def _table_of(res: Any, which: str | None = None) -> pd.DataFrame | None:
+    """Return the estimate table (summary_frame / to_frame), or None."""
+    for name in ("summary_frame", "to_frame"):
+        method = getattr(res, name, None)
+        if not callable(method):
+            continue
+        if which is not None and name == "summary_frame":
+            table = method(which)
+        elif which not in (None, "mlob") and name == "to_frame":
+            continue  # to_frame() is the main (regularised) table only
+        else:
+            table = method()
+        if isinstance(table, pd.DataFrame):
+            return table
+    return None
+
+
+def _check_draws(chains: Any, draws: Any) -> tuple[int, int | None]:
+    chains = check_int(chains, "chains", minimum=1)
+    if draws is not None:
+        draws = check_int(draws, "draws", minimum=1)
+    return chains, draws
+
+
+def _add_group(tree: xr.DataTree, name: str, group: xr.Dataset) -> xr.DataTree:
+    group = group.copy()
+    group.attrs = {**tree.attrs, **group.attrs}
+    tree[name] = xr.DataTree(group)
+    return tree
+
+
 def from_mlob(
     res: Any,
     *,
     estimator: str = "mlob",
-    chains: int = 4,
-    draws: int = 1000,
+    draws: int | None = None,
+    chains: int = 1,
     random_seed: Any = None,
 ) -> xr.DataTree:
-    """Convert a closed-form MLOB result to the common DataTree format.
+    """Convert a closed-form MLOB result to the common format.
 
     Parameters
     ----------
     res : MLOBResult
-        Result of :func:`mlob_pp.mlob` (any object with ``summary_frame(kind)``, ``conf_level``,
-        ``settings``, ``balancing``, ``formula``, ``group``, ``n_obs``, ``n_groups``,
-        ``covariate_names`` works).
+        Result of :func:`mlob_pp.mlob`. Its own ``to_datatree()`` is used when it provides the
+        ``estimate`` group; otherwise the tree is built from ``summary_frame(which)`` (any
+        object with that method, ``conf_level``, ``se_method``, ``interval_method``,
+        ``settings``, ``balancing``, ``formula``, ``group``, ``n_obs``, ``n_groups`` works).
     estimator : {"mlob", "ml_moments"}, default "mlob"
-        Which of R MLOB's two tables to convert: the regularized (optimally Bayes) estimator, or
-        its "ML" column, a moment ratio (called ``"ml_moments"`` here to keep it apart from true
-        ML).
-    chains, draws : int, default 4 and 1000
-        Shape of the normal-approximation draws in ``posterior``; use the MCMC shape so ArviZ
-        plots can put the estimators side by side.
+        Which of R MLOB's two tables to convert: the regularised estimator, or its "ML" column,
+        a moment ratio (``"ml_moments"``, to keep it apart from true ML).
+    draws : int, optional
+        If given, also store `draws` x `chains` draws from the normal approximation
+        N(estimate, SE²) in a group ``normal_approximation`` (never ``posterior``).
+    chains : int, default 1
+        Chains of the normal-approximation draws.
     random_seed : int, Generator or None, optional
-        Seed of the normal-approximation draws (independent normals from the SEs: MLOB reports
-        no covariance between its coefficients).
+        Seed of the normal-approximation draws.
 
     Returns
     -------
     xarray.DataTree
-        Groups ``posterior`` (``beta_b``, ``gamma`` with dim ``term``), ``point_estimate`` and
-        its children ``std_error`` and ``conf_interval`` (dim ``ci_bound``); no
-        ``log_likelihood`` (MLOB has none). Attributes: see :func:`make_attrs`, plus
-        ``balancing`` (JSON) and ``posterior_kind = "normal_approximation"``.
+        A :class:`~mlob_pp.common_format.PointEstimateTree` with the group ``estimate`` (the
+        exact table: ``estimate``, ``std_error``, ``ci``, ``z``, ``p_value`` over ``term``;
+        attrs ``conf_level``, ``interval_method``, ``se_method``) and the provenance attrs
+        (``estimator``, ``formula``, ``group``, ``n_obs``, ``n_groups``, ``balancing`` ...).
 
     Raises
     ------
     ValueError
-        If `estimator` is not ``"mlob"`` or ``"ml_moments"``, or `chains`/`draws` < 1.
+        If `estimator` is not ``"mlob"`` or ``"ml_moments"``, or `draws`/`chains` < 1.
     TypeError
-        If `res` has no ``summary_frame`` method.
+        If `res` has no estimate table.
 
     See Also
     --------
@@ -366,61 +226,82 @@ def from_mlob(
     >>> from mlob_pp.comparisons import from_mlob
     >>> df = mlob_pp.datasets.load("hsb")
     >>> res = mlob_pp.mlob("mAch ~ ses + minrty + sx", df, "school",
-    ...                    balancing_limit=0.5, random_state=1)  # doctest: +SKIP
-    >>> dt = from_mlob(res, chains=2, draws=500, random_seed=1)  # doctest: +SKIP
-    >>> dt.point_estimate["beta_b"]  # doctest: +SKIP
+    ...                    balancing_limit=0.5, random_seed=1)  # doctest: +SKIP
+    >>> from_mlob(res)["estimate"]["estimate"].sel(term="beta_b")  # doctest: +SKIP
     """
     if estimator not in _MLOB_ESTIMATORS:
         raise ValueError(
             f"`estimator` must be one of {_MLOB_ESTIMATORS} (R MLOB's regularized table or its "
             f"'ML' moment-ratio column); got {estimator!r}"
         )
-    if not callable(getattr(res, "summary_frame", None)):
+    chains, draws = _check_draws(chains, draws)
+    if not callable(getattr(res, "summary_frame", None)) and not callable(
+        getattr(res, "to_frame", None)
+    ):
         raise TypeError(
-            "`res` must be an MLOBResult (an object with a summary_frame() method); "
-            f"got {type(res).__name__}"
+            "`res` must be an MLOBResult (an object with a summary_frame() or to_frame() "
+            f"method); got {type(res).__name__}"
         )
-    chains, draws = _check_shape(chains, draws)
-    table = res.summary_frame(_SUMMARY_ALIASES[estimator])
-    terms = list(_getattr_any(res, "covariate_names", default=[]) or [])
+    tree = _own_tree(res, estimator=estimator)
+    if tree is None:
+        tree = _mlob_tree(res, estimator)
+    if draws is not None:
+        frame = estimate_frame(tree)
+        terms = list(_getattr_any(res, "covariate_names", default=[]) or [])
+        group = normal_approximation(
+            frame, None, chains=chains, draws=draws, random_seed=random_seed, terms=terms
+        )
+        tree = _add_group(tree, "normal_approximation", group)
+    return tree
+
+
+#: spellings of interval methods used by the front ends -> the common-format vocabulary
+_INTERVAL_NAMES = {"inversion": "bootstrap_inversion", "percentile": "bootstrap_percentile"}
+
+
+def _mlob_tree(res: Any, estimator: str) -> xr.DataTree:
+    table = _table_of(res, _SUMMARY_ALIASES[estimator])
+    if table is None:
+        raise TypeError(
+            f"`res` has no {estimator!r} table (summary_frame({_SUMMARY_ALIASES[estimator]!r}))"
+        )
+    table = table.rename_axis("term")
     settings = dict(getattr(res, "settings", {}) or {})
     conf_level = float(_getattr_any(res, "conf_level", default=0.95))
+    if estimator == "mlob":
+        se_method = str(getattr(res, "se_method", None) or "analytic")
+        interval = str(getattr(res, "interval_method", None) or "wald")
+        interval = _INTERVAL_NAMES.get(interval, interval)
+    else:
+        se_method, interval = "analytic", "wald"
+    seed = settings.get("random_seed", settings.get("random_state"))
+    balancing = {  # counts only: the kept row positions stay on the result
+        k: v
+        for k, v in dict(getattr(res, "balancing", None) or {}).items()
+        if k != "kept_rows" and not isinstance(v, pd.DataFrame | np.ndarray)
+    }
     attrs = make_attrs(
         estimator,
         settings=settings,
-        random_seed=settings.get("random_state"),
+        random_seed=seed,
         inference_library="mlob_pp",
         extra={
-            "posterior_kind": "normal_approximation",
-            "draws_random_seed": seed_attr(random_seed),
             "conf_level": conf_level,
             "formula": getattr(res, "formula", None),
             "group": getattr(res, "group", None),
             "n_obs": getattr(res, "n_obs", None),
             "n_groups": getattr(res, "n_groups", None),
             "group_size": getattr(res, "group_size", None),
-            "se_method": (getattr(res, "se_method", None) if estimator == "mlob"
-                          else "analytic"),
-            "interval_method": (getattr(res, "interval_method", "wald") if estimator == "mlob"
-                                else "wald"),
-            "balancing": {  # counts only: the kept row positions stay on the result
-                k: v
-                for k, v in dict(getattr(res, "balancing", None) or {}).items()
-                if k != "kept_rows"
-            }
-            or None,
+            "mode": getattr(res, "mode", None),
+            "balancing": balancing or None,
         },
     )
-    return _build_tree(
-        estimate=table["estimate"],
-        std_error=table["std_error"],
-        ci_lower=table["ci_lower"],
-        ci_upper=table["ci_upper"],
-        vcov=None,
-        terms=terms,
-        chains=chains,
-        draws=draws,
-        random_seed=random_seed,
+    return estimate_tree(
+        table,
+        estimator=estimator,
+        conf_level=conf_level,
+        interval_method=interval,
+        se_method=se_method,
         attrs=attrs,
     )
 
@@ -431,118 +312,115 @@ _ML_SETTINGS = ("covariates", "method", "optimizer", "tol", "maxiter", "reml")
 def from_ml(
     res: Any,
     *,
-    chains: int = 4,
-    draws: int = 1000,
-    random_seed: Any = None,
     conf_level: float | None = None,
+    draws: int | None = None,
+    chains: int = 1,
+    random_seed: Any = None,
 ) -> xr.DataTree:
-    """Convert a true-ML result of the latent covariate model to the common DataTree format.
+    """Convert a true-ML result of the latent covariate model to the common format.
 
     Parameters
     ----------
     res : MLResult
-        Result of :func:`mlob_pp.fit_ml` (any object with ``coef``, ``se`` and optionally
-        ``vcov``, ``loglik``, ``converged``, ``summary_frame()`` works).
-    chains, draws : int, default 4 and 1000
-        Shape of the normal-approximation draws in ``posterior``.
-    random_seed : int, Generator or None, optional
-        Seed of the draws. They come from the multivariate normal N(coef, vcov) over the
-        parameters that ``vcov`` covers (so correlations are kept; ``beta_c`` is derived as
-        ``beta_b - beta_w`` when ``vcov`` lacks it) and from independent normals otherwise.
+        Result of :func:`mlob_pp.fit_ml`. Its own ``to_datatree()`` is used when it provides
+        the ``estimate`` group; otherwise the tree is built from its table (``to_frame()`` or
+        ``summary_frame()``, else Wald intervals from ``coef``/``se``).
     conf_level : float, optional
-        Level of the Wald intervals in ``point_estimate/conf_interval`` when they are computed
-        here; by default the intervals of ``res.summary_frame()`` (or 0.95 Wald intervals).
+        Level of the intervals. Default: the fit's own ``conf_level`` (its intervals are kept).
+        Another level gives Wald intervals, estimate ± z·SE, at that level.
+    draws : int, optional
+        If given, also store draws from N(coef, vcov) (correlations kept; ``beta_c`` derived as
+        ``beta_b - beta_w`` when ``vcov`` lacks it) in a group ``normal_approximation``.
+    chains : int, default 1
+        Chains of those draws.
+    random_seed : int, Generator or None, optional
+        Seed of those draws.
 
     Returns
     -------
     xarray.DataTree
-        Groups ``posterior``, ``point_estimate`` (+ ``std_error``, ``conf_interval``) and
-        ``log_likelihood`` (variable ``loglik``: the total log-likelihood at the maximum, no
-        sample dims); attributes as in :func:`make_attrs` with ``estimator = "ml"`` and
-        ``converged``.
+        A :class:`~mlob_pp.common_format.PointEstimateTree` with the group ``estimate``
+        (``interval_method = "wald"``) and provenance attrs (``estimator = "ml"``,
+        ``converged``, ``loglik``: the total log-likelihood at the maximum). No
+        ``log_likelihood`` group: that holds pointwise values per posterior draw.
 
     Raises
     ------
     TypeError
-        If `res` has no ``coef``/``se`` Series.
+        If `res` has neither an estimate table nor ``coef``/``se`` Series.
     ValueError
-        If `chains`/`draws` < 1 or `conf_level` is not in (0, 1).
+        If `draws`/`chains` < 1 or `conf_level` is not in (0, 1).
 
     References
     ----------
     Lüdtke, O., et al. (2008). The multilevel latent covariate model. *Psychological Methods*,
     13(3), 203-229. https://doi.org/10.1037/a0012869
     """
-    from scipy import stats
-
-    from mlob_pp.validate import check_probability
-
-    coef = getattr(res, "coef", None)
-    se = getattr(res, "se", None)
-    if not isinstance(coef, pd.Series) or not isinstance(se, pd.Series):
-        raise TypeError(
-            "`res` must be an MLResult (an object with `coef` and `se` pandas Series); "
-            f"got {type(res).__name__}"
-        )
-    chains, draws = _check_shape(chains, draws)
-    table = None
-    if callable(getattr(res, "summary_frame", None)):
-        table = res.summary_frame()
-    own_level = float(_getattr_any(res, "conf_level", default=0.95))
+    chains, draws = _check_draws(chains, draws)
     if conf_level is not None:
         conf_level = check_probability(conf_level, "conf_level")
-    if (
-        table is not None
-        and {"ci_lower", "ci_upper"} <= set(table.columns)
-        and (conf_level is None or np.isclose(conf_level, own_level))
-    ):
-        lower, upper = table["ci_lower"], table["ci_upper"]
-        level = own_level
-    else:
-        level = 0.95 if conf_level is None else conf_level
-        q = stats.norm.ppf(0.5 + level / 2)
-        lower, upper = coef - q * se, coef + q * se
-    vcov = getattr(res, "vcov", None)
+    own_level = float(_getattr_any(res, "conf_level", default=0.95))
+    same_level = conf_level is None or np.isclose(conf_level, own_level)
+    tree = _own_tree(res) if same_level else None
+    if tree is None:
+        tree = _ml_tree(res, own_level if conf_level is None else conf_level, same_level)
+    if draws is not None:
+        vcov = getattr(res, "vcov", None)
+        terms = list(_getattr_any(res, "covariate_names", default=[]) or []) or None
+        group = normal_approximation(
+            estimate_frame(tree),
+            vcov if isinstance(vcov, pd.DataFrame) else None,
+            chains=chains,
+            draws=draws,
+            random_seed=random_seed,
+            terms=terms,
+        )
+        tree = _add_group(tree, "normal_approximation", group)
+    return tree
+
+
+def _ml_tree(res: Any, level: float, same_level: bool) -> xr.DataTree:
+    table = _table_of(res)
+    coef, se = getattr(res, "coef", None), getattr(res, "se", None)
+    if table is None or not {"estimate", "std_error"} <= set(table.columns):
+        if not isinstance(coef, pd.Series) or not isinstance(se, pd.Series):
+            raise TypeError(
+                "`res` must be an MLResult (an object with to_frame()/summary_frame() or "
+                f"`coef` and `se` pandas Series); got {type(res).__name__}"
+            )
+        table = wald_table(coef, se.reindex(coef.index), conf_level=level)
+    elif not same_level or not {"ci_lower", "ci_upper"} <= set(table.columns):
+        table = wald_table(table["estimate"], table["std_error"], conf_level=level)
+    table = table.rename_axis("term")
     settings = dict(getattr(res, "settings", {}) or {})
     for key in _ML_SETTINGS:
-        if key not in settings and hasattr(res, key):
-            settings[key] = getattr(res, key)
-    log_likelihood = None
+        value = getattr(res, key, None)
+        if key not in settings and isinstance(value, str | int | float | bool):
+            settings[key] = value
     loglik = getattr(res, "loglik", None)
-    if loglik is not None:
-        log_likelihood = xr.Dataset({"loglik": ((), float(loglik))})
-        log_likelihood["loglik"].attrs["description"] = (
-            "total log-likelihood at the maximum (not pointwise; no sample dims)"
-        )
     attrs = make_attrs(
         "ml",
         settings=settings,
         random_seed=None,
         inference_library="mlob_pp",
         extra={
-            "posterior_kind": "normal_approximation",
-            "draws_random_seed": seed_attr(random_seed),
             "conf_level": level,
             "converged": getattr(res, "converged", None),
+            "loglik": None if loglik is None else float(loglik),
             "formula": getattr(res, "formula", None),
             "group": getattr(res, "group", None),
             "n_obs": getattr(res, "n_obs", None),
             "n_groups": getattr(res, "n_groups", None),
         },
     )
-    terms = list(_getattr_any(res, "covariate_names", default=[]) or []) or None
-    return _build_tree(
-        estimate=coef,
-        std_error=se,
-        ci_lower=lower,
-        ci_upper=upper,
-        vcov=vcov if isinstance(vcov, pd.DataFrame) else None,
-        terms=terms,
-        chains=chains,
-        draws=draws,
-        random_seed=random_seed,
+    se_method = str(getattr(res, "se_method", None) or "observed_information")
+    return estimate_tree(
+        table,
+        estimator="ml",
+        conf_level=level,
+        interval_method="wald",
+        se_method=se_method,
         attrs=attrs,
-        log_likelihood=log_likelihood,
     )
 
 
@@ -558,9 +436,26 @@ _MCMC_SETTINGS = (
 )
 
 
+def _mcmc_settings(result: Any, post: xr.DataTree, settings: Mapping[str, Any] | None) -> dict:
+    settings = dict(settings or getattr(result, "settings", None) or {})
+    if not settings and result is not None:
+        for key in _MCMC_SETTINGS:
+            value = getattr(result, key, None)
+            if isinstance(value, int | float | str | bool | np.integer | np.floating):
+                settings[key] = value
+    if not settings:
+        for key in ("tuning_steps", "sampling_time"):
+            if key in post.attrs:
+                settings[key] = post.attrs[key]
+        settings.setdefault("chains", int(post.sizes["chain"]))
+        settings.setdefault("draws", int(post.sizes["draw"]))
+    return settings
+
+
 def from_pymc(
     idata: Any,
     *,
+    log_likelihood: bool = False,
     settings: Mapping[str, Any] | None = None,
     random_seed: Any = None,
 ) -> xr.DataTree:
@@ -573,6 +468,10 @@ def from_pymc(
         :func:`mlob_pp.fit_mcmc` (its ``idata`` is used, and its ``settings`` /
         ``random_seed`` / ``formula`` / ``group`` attributes if present). The posterior must
         use the common names (``beta_b``, ``gamma`` with dim ``term``, ...).
+    log_likelihood : bool, default False
+        Keep the pointwise ``log_likelihood`` group (one value per observation and draw: by far
+        the largest part of a result; needed only for ``az.loo`` / ``az.compare``). Dropped by
+        default.
     settings : mapping, optional
         Sampler settings to record (default: the result's ``settings`` or the sampler attributes
         of the posterior).
@@ -582,18 +481,20 @@ def from_pymc(
     Returns
     -------
     xarray.DataTree
-        A copy with every group kept (``posterior``, ``sample_stats``, ``log_likelihood``,
-        ``observed_data``, ...), ``term`` coordinates as strings and provenance attributes
-        (``estimator = "mcmc"``, ``posterior_kind = "mcmc"``, ``inference_library = "pymc"``).
-        No ``point_estimate`` group: :func:`~mlob_pp.comparisons.compare` summarizes the draws.
+        A copy with ``posterior``, ``sample_stats``, ``observed_data`` (and ``log_likelihood``
+        when asked for) kept, ``term`` coordinates as strings and provenance attributes
+        (``estimator = "mcmc"``, ``inference_library = "pymc"``). No ``estimate`` group:
+        :func:`~mlob_pp.comparisons.compare` summarises the draws.
 
     Raises
     ------
     TypeError
         If `idata` is neither a DataTree nor an object with an ``idata`` DataTree.
     ValueError
-        If it has no ``posterior`` group with ``chain`` and ``draw`` dims.
+        If it has no ``posterior`` group with ``chain`` and ``draw`` dims, or
+        `log_likelihood` is True and it has no ``log_likelihood`` group.
     """
+    log_likelihood = check_bool(log_likelihood, "log_likelihood")
     result = None
     if not isinstance(idata, xr.DataTree):
         result = idata
@@ -603,7 +504,7 @@ def from_pymc(
                 "`idata` must be an xarray.DataTree (ArviZ 1.x InferenceData) or an MCMCResult "
                 f"with an `idata` attribute; got {type(result).__name__}"
             )
-    if "posterior" not in idata.children:
+    if not has_posterior(idata):
         raise ValueError(
             f"`idata` must have a 'posterior' group; got groups {sorted(idata.children)}"
         )
@@ -612,25 +513,26 @@ def from_pymc(
         raise ValueError(
             f"`idata.posterior` must have dims ('chain', 'draw'); got {tuple(post.dims)}"
         )
-    tree = idata.copy(deep=False)
+    if log_likelihood and "log_likelihood" not in idata.children:
+        raise ValueError(
+            "`log_likelihood=True` but the MCMC result has no 'log_likelihood' group; refit "
+            "with the pointwise log-likelihood stored (fit_mcmc(..., log_likelihood=True))"
+        )
+    keep = {
+        name: node
+        for name, node in idata.children.items()
+        if log_likelihood or name != "log_likelihood"
+    }
+    tree = xr.DataTree.from_dict(
+        {name: node.to_dataset(inherit=False) for name, node in keep.items()}
+    )
+    tree.attrs = dict(idata.attrs)
     for node in tree.subtree:
         for dim in ("term", "term_w", "term_b"):
-            if dim in node.coords and dim in node.dataset.indexes:
-                ds = node.to_dataset(inherit=False)
-                if dim in ds.coords:
-                    node.dataset = ds.assign_coords({dim: ds[dim].astype(str).values})
-    settings = dict(settings or getattr(result, "settings", None) or {})
-    if not settings and result is not None:
-        for key in _MCMC_SETTINGS:
-            value = getattr(result, key, None)
-            if isinstance(value, (int, float, str, bool, np.integer, np.floating)):
-                settings[key] = value
-    if not settings:
-        for key in ("tuning_steps", "sampling_time"):
-            if key in post.attrs:
-                settings[key] = post.attrs[key]
-        settings.setdefault("chains", int(post.sizes["chain"]))
-        settings.setdefault("draws", int(post.sizes["draw"]))
+            ds = node.to_dataset(inherit=False)
+            if dim in ds.coords and dim in ds.indexes:
+                node.dataset = ds.assign_coords({dim: ds[dim].astype(str).values})
+    settings = _mcmc_settings(result, post, settings)
     if random_seed is None:
         random_seed = _getattr_any(result, "random_seed", default=settings.get("random_seed"))
     attrs = make_attrs(
@@ -639,12 +541,12 @@ def from_pymc(
         random_seed=random_seed,
         inference_library="pymc",
         extra={
-            "posterior_kind": "mcmc",
             "formula": getattr(result, "formula", None),
             "group": getattr(result, "group", None),
             "n_obs": getattr(result, "n_obs", None),
             "n_groups": getattr(result, "n_groups", None),
         },
     )
-    _stamp(tree, attrs)
+    for node in tree.subtree:
+        node.attrs = {**node.attrs, **attrs}
     return tree
