@@ -212,8 +212,11 @@ class Design:
     def to_json(self) -> str:
         """Serialise the design (for provenance attributes and checkpoint manifests)."""
         return json.dumps(
-            {"name": self.name, "factors": {k: list(v) for k, v in self.factors.items()},
-             "fixed": dict(self.fixed)},
+            {
+                "name": self.name,
+                "factors": {k: list(v) for k, v in self.factors.items()},
+                "fixed": dict(self.fixed),
+            },
             sort_keys=False,
         )
 
@@ -248,9 +251,7 @@ def talk_design(**overrides: Any) -> Design:
     fixed: dict[str, Any] = dict(TALK_FIXED)
     for key, value in overrides.items():
         if key not in PARAMETERS:
-            raise ValueError(
-                f"unknown design parameter {key!r}; allowed: {', '.join(PARAMETERS)}"
-            )
+            raise ValueError(f"unknown design parameter {key!r}; allowed: {', '.join(PARAMETERS)}")
         factors.pop(key, None)
         fixed.pop(key, None)
         if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
@@ -337,11 +338,20 @@ def simulate_batch(
 
     icc, rho = float(params["icc_x"]), float(params["rho_c"])
     y, x, c, _ = simulate_arrays(
-        (size,), int(params["J"]), int(params["n"]), rng,
-        beta_b=float(params["beta_b"]), beta_w=float(params["beta_w"]),
-        tau2_x=icc, sigma2_x=1.0 - icc, tau2=float(params["tau2"]),
-        sigma2=float(params["sigma2"]), gamma=[float(params["gamma"])],
-        phi_w=[rho], phi_b=[rho], s_c=[np.sqrt(1.0 - rho * rho)],
+        (size,),
+        int(params["J"]),
+        int(params["n"]),
+        rng,
+        beta_b=float(params["beta_b"]),
+        beta_w=float(params["beta_w"]),
+        tau2_x=icc,
+        sigma2_x=1.0 - icc,
+        tau2=float(params["tau2"]),
+        sigma2=float(params["sigma2"]),
+        gamma=[float(params["gamma"])],
+        phi_w=[rho],
+        phi_b=[rho],
+        s_c=[np.sqrt(1.0 - rho * rho)],
     )
     return y, x, c
 
@@ -397,8 +407,10 @@ def simulate_replications(
         y, x, c = simulate_batch(params, seed_block, _block_rng(random_seed, key, first))
         lo = start - first * seed_block
         return y[lo : lo + stop - start], x[lo : lo + stop - start], c[lo : lo + stop - start]
-    parts = [simulate_batch(params, seed_block, _block_rng(random_seed, key, b))
-             for b in range(first, last + 1)]
+    parts = [
+        simulate_batch(params, seed_block, _block_rng(random_seed, key, b))
+        for b in range(first, last + 1)
+    ]
     lo = start - first * seed_block
     out = tuple(np.concatenate([p[i] for p in parts])[lo : lo + stop - start] for i in range(3))
     return out  # type: ignore[return-value]

@@ -21,8 +21,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_metric", "plot_rmse", "plot_coverage", "plot_relative_bias", "save_plots",
-           "reduce_metric"]
+__all__ = [
+    "plot_metric",
+    "plot_rmse",
+    "plot_coverage",
+    "plot_relative_bias",
+    "save_plots",
+    "reduce_metric",
+]
 
 _LABELS = {
     "rmse": "RMSE of beta_b",
@@ -145,7 +151,11 @@ def plot_metric(
         elif metric == "se_ratio":
             reference = 1.0
     fig, axes = plt.subplots(
-        len(rows), len(cols), squeeze=False, sharex=True, sharey=True,
+        len(rows),
+        len(cols),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
         figsize=figsize or (2.6 * len(cols) + 1.0, 2.0 * len(rows) + 0.8),
     )
     xs = value[x].values
@@ -156,8 +166,17 @@ def plot_metric(
             for e in names:
                 v = value.sel(estimator=e, **sel).transpose(x).values
                 s = mcse.sel(estimator=e, **sel).transpose(x).values
-                ax.errorbar(xs, v, yerr=2 * s, marker="o", ms=3, lw=1.2, capsize=2,
-                            color=_COLORS.get(e), label=e)
+                ax.errorbar(
+                    xs,
+                    v,
+                    yerr=2 * s,
+                    marker="o",
+                    ms=3,
+                    lw=1.2,
+                    capsize=2,
+                    color=_COLORS.get(e),
+                    label=e,
+                )
             if reference is not None:
                 ax.axhline(reference, color="0.5", lw=0.8, ls="--")
             if logy:
@@ -170,13 +189,22 @@ def plot_metric(
             if j == 0:
                 ax.set_ylabel(_LABELS.get(metric, metric), fontsize=8)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=max(1, len(labels)), fontsize=8,
-               frameon=False)
-    avg = [d for d in ds["value"].dims if d not in (*keep, "estimator", "metric")
-           and not (select and d in select)]
+    fig.legend(
+        handles, labels, loc="upper center", ncol=max(1, len(labels)), fontsize=8, frameon=False
+    )
+    avg = [
+        d
+        for d in ds["value"].dims
+        if d not in (*keep, "estimator", "metric") and not (select and d in select)
+    ]
     note = f"averaged over {', '.join(avg)}; " if avg else ""
-    fig.text(0.01, 0.005, f"{note}error bars: +/- 2 Monte Carlo SE "
-             f"({ds.attrs.get('replications', '?')} replications per cell)", fontsize=7)
+    fig.text(
+        0.01,
+        0.005,
+        f"{note}error bars: +/- 2 Monte Carlo SE "
+        f"({ds.attrs.get('replications', '?')} replications per cell)",
+        fontsize=7,
+    )
     fig.tight_layout(rect=(0, 0.02, 1, 0.95))
     return fig
 

@@ -261,7 +261,7 @@ def test_failures_are_counted_not_dropped():
         ({"conf_level": 95}, ValueError, "`conf_level` must be strictly between 0 and 1"),
         ({"mode": "fast"}, ValueError, "`mode` must be one of 'r', 'stable'; got 'fast'"),
         ({"mcmc_kwargs": {"cores": 2}}, ValueError, "`mcmc_kwargs` allows draws, tune"),
-        ({"random_seed": -1}, ValueError, "`random_seed` must be an integer >= 0; got -1"),
+        ({"random_seed": -1}, ValueError, "`random_seed` must be a non-negative integer seed"),
         ({"design": "paper"}, ValueError, "`design` must be 'talk', a Design or a mapping"),
     ],
 )
@@ -407,7 +407,7 @@ def test_plots(small_study):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mlob_pp.comparisons import study_plots
+    from mlob_pp.comparisons.study import plots as study_plots
 
     fig = study_plots.plot_rmse(small_study)
     assert len(fig.axes) == 1 * 1  # one icc_x level x one n level
