@@ -1,55 +1,69 @@
 """``mlob()``: the formula front end of the closed-form MLOB estimator.
 
-It parses the formula, balances the groups as R MLOB does (seeded; optionally averaged over many
-random balancings), sorts rows by group, runs the batched core
-(:func:`mlob_pp.closed_form.core.mlob_batch`) and assembles both of R's tables.
+Steps: check the arguments (:func:`_options`), parse the formula and check the design
+(:func:`check_design`: variation of y and x, level-1 covariates, full rank of x and the
+covariates), plan and draw the balancing (:mod:`~mlob_pp.closed_form.balance`), fit every
+balanced data set at once (:func:`~mlob_pp.closed_form.core.mlob_batch`), add jackknife or
+bootstrap SEs, pool the balancings (:mod:`~mlob_pp.closed_form.pooling`) and assemble the
+:class:`~mlob_pp.closed_form.result.MLOBResult`.
 """
 
 from __future__ import annotations
 
-import numbers
+import contextlib
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mlob_pp.closed_form.balance import check_plan, draw_balance, plan_balance
-from mlob_pp.closed_form.core import BatchResult, _warn_flags, mlob_batch
-from mlob_pp.formula.parse import ModelFrame, parse_formula
+from mlob_pp.closed_form.balance import BalancePlan, check_plan, draw_balance, plan_balance
+from mlob_pp.closed_form.bootstrap import check_n_boot, parametric_bootstrap
+from mlob_pp.closed_form.core import BatchResult, mlob_batch, warn_flags
+from mlob_pp.closed_form.jackknife import jackknife_se
+from mlob_pp.closed_form.pooling import combine_balancings, combine_bootstrap
 from mlob_pp.closed_form.result import MLOBResult
+from mlob_pp.design import check_full_rank, constant_within_groups, has_variation
+from mlob_pp.formula.groups import resolve_group
+from mlob_pp.formula.parse import ModelFrame, parse_formula
 from mlob_pp.rrandom import RRandom
+from mlob_pp.seeds import as_generator, check_random_seed, seed_attr
 from mlob_pp.validate import (
-    as_generator,
     check_bool,
     check_choice,
     check_fraction,
     check_int,
     check_positive,
     check_probability,
-    check_random_state,
+    reject_unknown,
+    renamed_argument,
 )
 
-__all__ = ["mlob"]
+__all__ = ["mlob", "check_design"]
 
-_REL_TOL = 1e-12
+_DEFAULTS = {"balancing_limit": 0.2, "conf_level": 0.95, "jackknife": False,
+             "punish_coeff": 2.0, "random_seed": None, "mode": "r", "n_balance": 1,
+             "missing": "raise", "se": "analytic", "n_boot": 2000}
 
 
 def mlob(
     formula: str,
     data: pd.DataFrame,
-    group: str,
+    group: str | None = None,
     *,
     balancing_limit: float = 0.2,
     conf_level: float = 0.95,
     jackknife: bool = False,
     punish_coeff: float = 2.0,
-    random_state: int | np.random.Generator | RRandom | None = None,
+    random_seed: Any = None,
     mode: str = "r",
     n_balance: int = 1,
     missing: str = "raise",
     se: str = "analytic",
     n_boot: int = 2000,
+    **deprecated: Any,
 ) -> MLOBResult:
     """Fit the optimally regularised Bayesian estimator of the between-group effect beta_b.
 
@@ -62,11 +76,17 @@ def mlob(
     formula : str
         ``"y ~ x + c1 + c2"``: outcome, target regressor x (first right-hand term, numeric;
         its between-group effect is ``beta_b``) and level-1 covariates (``gamma_<term>``).
-        Interactions, transformations and categorical covariates work as in R.
+        Interactions, transformations and categorical covariates work as in R. Covariates must
+        be level-1 (vary within groups): a covariate constant within every group (a level-2
+        variable such as a school characteristic or the group mean of x) is an error, because
+        the closed-form adjustment cannot separate it from beta_b (use
+        :func:`mlob_pp.fit_mcmc` with level-2 covariates); a covariate that is a linear function
+        of x (or of other covariates) is an error.
     data : pandas.DataFrame
         One row per level-1 unit; rows need not be sorted by group.
-    group : str
-        Name of the grouping column.
+    group : str, optional
+        Name of the grouping column; may instead be written in the formula lme4-style,
+        ``"y ~ x + c + (1 | school)"`` (both spellings give identical results).
     balancing_limit : float, default 0.2
         Largest share of rows, and of groups, that balancing may delete (R's
         ``balancing.limit``).
@@ -78,9 +98,10 @@ def mlob(
         jackknife (r = min(n, 50) replicates, scale (n - 1)/n); needs groups of >= 3 rows.
     punish_coeff : float, default 2.0
         Cost multiplier for rows lost by dropping whole groups in balancing.
-    random_state : int, numpy.random.Generator, RRandom or None
-        Source of the balancing deletions and jackknife draws. ``RRandom(seed)`` reproduces
-        R's ``set.seed(seed)`` runs exactly.
+    random_seed : None, int, numpy.random.Generator, numpy.random.SeedSequence or RRandom
+        Source of the balancing deletions, jackknife and bootstrap draws. ``RRandom(seed)``
+        reproduces R's ``set.seed(seed)`` runs exactly (the bootstrap then draws a numpy seed
+        from it). ``random_state`` is the deprecated spelling (DeprecationWarning).
     mode : {"r", "stable"}, default "r"
         ``"r"`` reproduces R's numbers (including its fragile branches, with a warning when
         they decide the result); ``"stable"`` uses scale-free thresholds and the
@@ -89,7 +110,8 @@ def mlob(
         Number of independent random balancings. With more than one, each balanced data set
         is fitted and the fits are combined by Rubin's rules (estimate = mean; variance =
         mean within variance + (1 + 1/m) between variance), so that results on unbalanced data
-        do not hinge on one random deletion. Ignored for balanced data.
+        do not hinge on one random deletion; the summary shows the spread of beta_b across the
+        balancings. Ignored for balanced data.
     missing : {"raise", "drop"}, default "raise"
         Missing values raise a ``ValueError`` naming the column, or are dropped with a
         warning saying how many rows.
@@ -99,15 +121,17 @@ def mlob(
         ``docs/bootstrap.md``); ``"jackknife"`` is R's randomised jackknife
         (``jackknife=True`` is R's spelling of it); ``"bootstrap"`` is a parametric bootstrap
         from the fitted latent covariate model with ``n_boot`` refits and test-inversion
-        intervals (:func:`mlob_pp.closed_form.bootstrap.parametric_bootstrap`), the calibrated choice. The
-        ML (``ml_moments``) table keeps its analytic SE.
+        intervals (:func:`mlob_pp.closed_form.bootstrap.parametric_bootstrap`), the calibrated
+        choice. The ML (``ml_moments``) table keeps its analytic SE.
     n_boot : int, default 2000
-        Number of bootstrap refits (``se="bootstrap"`` only).
+        Number of bootstrap refits (``se="bootstrap"`` only); at least ``10 / (1 -
+        conf_level)`` (200 for 95 %).
 
     Returns
     -------
     MLOBResult
-        ``coef``, ``se``, ``summary_frame("mlob" | "ml")``, R-style ``print``/``summary()``.
+        ``params``, ``bse``, ``conf_int()``, ``to_frame("mlob" | "ml_moments")``,
+        ``to_datatree()``, ``summary()``; ``print(result)`` in R's layout.
 
     Raises
     ------
@@ -116,7 +140,8 @@ def mlob(
     ValueError
         Bad values (see the error catalogue in the README): unknown columns, empty data,
         missing or infinite values, fewer than 2 groups, groups of size 1, no between- or
-        within-group variation, collinear covariates, balancing over the limit.
+        within-group variation, covariates collinear with x or with each other, level-2
+        covariates, balancing over the limit, too few bootstrap refits.
 
     See Also
     --------
@@ -135,10 +160,50 @@ def mlob(
     --------
     >>> import mlob_pp
     >>> df = mlob_pp.datasets.load("hsb")
-    >>> res = mlob_pp.mlob("mAch ~ ses + sector", df, "school", balancing_limit=0.5,
-    ...                    random_state=1)  # doctest: +SKIP
-    >>> res.coef["beta_b"]  # doctest: +SKIP
+    >>> res = mlob_pp.mlob("mAch ~ ses + minrty + (1 | school)", df, balancing_limit=0.5,
+    ...                    random_seed=1)  # doctest: +SKIP
+    >>> res.params["beta_b"]  # doctest: +SKIP
     """
+    random_seed = renamed_argument("mlob", deprecated, "random_state", "random_seed",
+                                   random_seed)
+    reject_unknown("mlob", deprecated)
+    opts = _options(balancing_limit, conf_level, jackknife, punish_coeff, random_seed, mode,
+                    n_balance, missing, se, n_boot)
+    formula_fixed, group = resolve_group(formula, group)
+    mf = parse_formula(formula_fixed, data, group, missing=missing)
+    plan = plan_balance(mf.group_sizes, opts.punish_coeff)
+    with _reemit_warnings() as recorded:
+        fit = _fit(mf, plan, opts)
+    return _result(mf, plan, fit, opts, formula_fixed, group, recorded)
+
+
+@dataclass(frozen=True)
+class _Options:
+    balancing_limit: float
+    conf_level: float
+    punish_coeff: float
+    random_seed: Any
+    mode: str
+    n_balance: int
+    missing: str
+    se: str
+    n_boot: int
+
+    @property
+    def jackknife(self) -> bool:
+        return self.se == "jackknife"
+
+    def settings(self, formula: str, group: str) -> dict[str, Any]:
+        return {"formula": formula, "group": group, "balancing_limit": self.balancing_limit,
+                "conf_level": self.conf_level, "jackknife": self.jackknife,
+                "punish_coeff": self.punish_coeff, "random_seed": seed_attr(self.random_seed),
+                "mode": self.mode, "n_balance": self.n_balance, "missing": self.missing,
+                "se": self.se, "n_boot": self.n_boot}
+
+
+def _options(balancing_limit, conf_level, jackknife, punish_coeff, random_seed, mode, n_balance,
+             missing, se, n_boot) -> _Options:
+    """Check every argument (before any work) and resolve ``jackknife`` into ``se``."""
     balancing_limit = check_fraction(balancing_limit, "balancing_limit")
     conf_level = check_probability(
         conf_level, "conf_level",
@@ -153,196 +218,196 @@ def mlob(
         )
     if jackknife:
         se = "jackknife"
-    jackknife = se == "jackknife"
-    n_boot = check_int(n_boot, "n_boot", minimum=1)
-    punish_coeff = check_positive(punish_coeff, "punish_coeff")
-    mode = check_choice(mode, "mode", ("r", "stable"))
-    n_balance = check_int(n_balance, "n_balance", minimum=1)
-    check_random_state(random_state)  # the generator itself is made only when needed
-    rng = _LazyGenerator(random_state)
+    n_boot = (check_n_boot(n_boot, conf_level) if se == "bootstrap"
+              else check_int(n_boot, "n_boot", minimum=1))
+    check_random_seed(random_seed)  # the generator itself is made only when needed
+    if missing not in ("raise", "drop"):
+        raise ValueError(f"`missing` must be 'raise' or 'drop'; got {missing!r}")
+    return _Options(
+        balancing_limit=balancing_limit, conf_level=conf_level,
+        punish_coeff=check_positive(punish_coeff, "punish_coeff"), random_seed=random_seed,
+        mode=check_choice(mode, "mode", ("r", "stable")),
+        n_balance=check_int(n_balance, "n_balance", minimum=1), missing=missing, se=se,
+        n_boot=n_boot,
+    )
 
-    mf = parse_formula(formula, data, group, missing=missing)
-    plan = plan_balance(mf.group_sizes, punish_coeff)
+
+def check_design(mf: ModelFrame) -> None:
+    """Errors for designs MLOB cannot estimate (decided relative to the data's scale).
+
+    The outcome must vary; the group means of x must differ and x must vary within groups;
+    every covariate must vary within groups (level-1: a level-2 covariate would be absorbed
+    into beta_b by the closed-form adjustment); x and the covariates must be of full rank.
+    """
+    J = int(mf.group_labels.shape[0])
+    codes = mf.group_codes
+    if not has_variation(mf.y):
+        raise ValueError(f"the outcome {mf.response!r} has no variation (all values equal)")
+    counts = np.bincount(codes, minlength=J)
+    means = np.bincount(codes, weights=mf.x, minlength=J) / counts
+    if not has_variation(means):
+        raise ValueError(
+            "The provided data does not include between-group variation for the given model: "
+            f"the group means of {mf.target!r} are all equal (group column {mf.group_name!r}). "
+            "Consider using a single-level model."
+        )
+    if constant_within_groups(mf.x, codes, J):
+        raise ValueError(
+            "The provided data does not include within-group variation for the given model: "
+            f"{mf.target!r} is constant within every group (group column {mf.group_name!r}). "
+            "Consider using a simpler model."
+        )
+    C = mf.covariates
+    for j, name in enumerate(mf.covariate_names):
+        if constant_within_groups(C[:, j], codes, J):
+            raise ValueError(
+                f"`formula`: covariate {name!r} is constant within every group (a level-2 "
+                f"variable, such as a group characteristic or the group mean of "
+                f"{mf.target!r}); MLOB's covariates must vary within groups, and a level-2 "
+                "covariate would change beta_b without being modelled. Drop it, or use "
+                "mlob_pp.fit_mcmc, which models level-2 covariates"
+            )
+    if C.shape[1]:
+        check_full_rank(np.column_stack([mf.x, C]), [mf.target, *mf.covariate_names],
+                        argument="formula")
+
+
+@contextlib.contextmanager
+def _reemit_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Collect the fit's warnings and re-emit them at the caller (also before an error)."""
     recorded: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                res, jk, plan, kept_sets, J, n, m, boots = _fit(
-                    mf, plan, rng, balancing_limit, n_balance, jackknife, conf_level, mode,
-                    formula, group, se, n_boot,
-                )
+                yield recorded
             finally:
                 recorded.extend(caught)
     finally:
-        for w in recorded:  # re-emit, pointing at the caller (also before an error, as R)
-            warnings.warn(w.message, w.category, stacklevel=3)
-
-    terms, est, std, est_ml, std_ml = _combine(res, jk, mf.covariate_names)
-    ci = p_values = None
-    if boots:
-        std, ci, p_values = _combine_bootstrap(est, boots, conf_level)
-    settings = {
-        "formula": formula,
-        "group": group,
-        "balancing_limit": balancing_limit,
-        "conf_level": conf_level,
-        "jackknife": jackknife,
-        "punish_coeff": punish_coeff,
-        "random_state": _seed_repr(random_state),
-        "mode": mode,
-        "n_balance": n_balance,
-        "missing": missing,
-        "se": se,
-        "n_boot": n_boot,
-    }
-    internals = {k: (v[0] if isinstance(v, np.ndarray) and v.shape[:1] == (m,) and m == 1 else v)
-                 for k, v in res.internals.items()}
-    internals.update(w_opt=res.w_opt if m > 1 else float(res.w_opt[0]),
-                     tau02_opt=res.tau02_opt if m > 1 else float(res.tau02_opt[0]),
-                     grid_index=res.grid_index if m > 1 else int(res.grid_index[0]))
-    return MLOBResult(
-        terms=terms,
-        estimates=est,
-        std_errors=std,
-        estimates_ml=est_ml,
-        std_errors_ml=std_ml,
-        conf_level=conf_level,
-        formula=formula,
-        group=group,
-        response=mf.response,
-        target=mf.target,
-        covariate_names=mf.covariate_names,
-        n_obs=int(J * n),
-        n_groups=int(J),
-        group_size=int(n),
-        n_obs_input=mf.n_obs,
-        balancing={
-            "target_group_size": plan.target_size,
-            "rows_deleted": plan.rows_deleted,
-            "groups_deleted": plan.groups_deleted,
-            "share_rows_deleted": plan.share_rows,
-            "n_balance": m,
-            "kept_rows": mf.rows[kept_sets[0]],
-        },
-        se_method=se,
-        interval_method=boots[0].interval if boots else "wald",
-        ci_override=ci,
-        p_override=p_values,
-        mode=mode,
-        settings=settings,
-        call=_call_string(formula, group, settings),
-        warnings=tuple(str(w.message) for w in recorded),
-        internals=internals,
-    )
+        for w in recorded:
+            warnings.warn(w.message, w.category, stacklevel=4)
 
 
-def _fit(mf, plan, rng, balancing_limit, n_balance, jackknife, conf_level, mode, formula, group,
-         se="analytic", n_boot=2000):
-    check_plan(plan, balancing_limit)
-    if plan.target_size < 2:
-        raise ValueError(
-            f"groups of size 1: balancing would leave groups of {plan.target_size} row, "
-            f"but every group needs at least 2 rows (group column {group!r}); "
-            "remove singleton groups or use another grouping"
-        )
-    m = 1 if plan.balanced else n_balance
-    kept_sets = [_kept_rows(mf, plan, rng) for _ in range(m)]
-    Y, X, C = _stack(mf, kept_sets, plan)
-    J, n = X.shape[1:]
-    if jackknife and n < 3:
-        raise ValueError(
-            f"`jackknife=True` needs groups of at least 3 rows (each replicate deletes one "
-            f"row per group); got group size {n}"
-        )
-    for i in range(m):
-        _check_variation(mf, Y[i], X[i])
-    res = mlob_batch(Y, X, C if C.shape[-1] else None, conf_level=conf_level, mode=mode,
-                     warn=False)
-    if np.asarray(res.internals["collinear"]).any():
-        raise ValueError(
-            "collinear covariates: after residualising on the target's within and between "
-            f"parts the covariates {list(mf.covariate_names)} are linearly dependent "
-            f"(formula {formula!r}); drop duplicated or derived covariates"
-        )
-    _warn_flags(res, m)
-    jk = _jackknife(res, Y, X, C, rng.get(), conf_level, mode) if jackknife else None
-    boots = []
-    if se == "bootstrap":
-        from mlob_pp.closed_form.bootstrap import parametric_bootstrap
-
-        generator = rng.get()
-        for i in range(m):
-            boots.append(parametric_bootstrap(
-                Y[i], X[i], C[i] if C.shape[-1] else None, n_boot=n_boot,
-                conf_level=conf_level, mode=mode, random_state=generator,
-            ))
-    return res, jk, plan, kept_sets, J, n, m, boots
-
-
-def _combine_bootstrap(est: np.ndarray, boots: list, conf_level: float):
-    """SEs, intervals and p-values from one or several (pooled) bootstrap fits."""
-    from mlob_pp.closed_form.bootstrap import inversion_interval
-    from mlob_pp.closed_form.core import wald
-
-    m = len(boots)
-    se_rows = np.array([[b.se_beta_b, *np.atleast_1d(b.se_gamma)] for b in boots], float)
-    est_rows = np.array([[b.estimate, *np.atleast_1d(b.gamma)] for b in boots], float)
-    if m == 1:
-        b = boots[0]
-        std = se_rows[0]
-        lo = np.concatenate([[b.ci_lower], np.atleast_1d(b.ci_lower_gamma)])
-        hi = np.concatenate([[b.ci_upper], np.atleast_1d(b.ci_upper_gamma)])
-        _, p, _, _ = wald(est, std, conf_level)
-        p[0] = b.p_value
-        return std, np.column_stack([lo, hi]), p
-    within = np.mean(se_rows**2, axis=0)
-    between = np.var(est_rows, axis=0, ddof=1)
-    std = np.sqrt(within + (1 + 1 / m) * between)
-    _, p, lo, hi = wald(est, std, conf_level)
-    if all(b.roots is not None for b in boots):
-        roots = np.concatenate([b.roots for b in boots])
-        lo[0], hi[0] = (float(v) for v in inversion_interval(roots, conf_level))
-        finite = roots[np.isfinite(roots) | np.isinf(roots)]
-        p[0] = float(min(1.0, 2 * min(np.mean(finite <= 0), np.mean(finite >= 0))))
-    return std, np.column_stack([lo, hi]), p
+@dataclass
+class _Fit:
+    res: BatchResult
+    jk: tuple[np.ndarray, np.ndarray] | None
+    kept_sets: list[np.ndarray]
+    J: int
+    n: int
+    boots: list
 
 
 class _LazyGenerator:
     """Create the random generator on first use (seeding from OS entropy costs ~50 us)."""
 
-    def __init__(self, random_state: Any) -> None:
-        self.random_state = random_state
+    def __init__(self, random_seed: Any) -> None:
+        self.random_seed = random_seed
         self._rng: Any = None
 
     def get(self) -> Any:
         if self._rng is None:
-            self._rng = as_generator(self.random_state)
+            self._rng = as_generator(self.random_seed)
         return self._rng
 
 
-def _seed_repr(random_state: Any) -> Any:
-    if random_state is None or isinstance(random_state, numbers.Integral):
-        return random_state
-    return repr(random_state)
+def _fit(mf: ModelFrame, plan: BalancePlan, opts: _Options) -> _Fit:
+    """Balance, fit every balanced data set, and add jackknife or bootstrap SEs."""
+    check_plan(plan, opts.balancing_limit)
+    if plan.target_size < 2:
+        raise ValueError(
+            f"groups of size 1: balancing would leave groups of {plan.target_size} row, "
+            f"but every group needs at least 2 rows (group column {mf.group_name!r}); "
+            "remove singleton groups or use another grouping"
+        )
+    check_design(mf)
+    rng = _LazyGenerator(opts.random_seed)
+    m = 1 if plan.balanced else opts.n_balance
+    kept_sets = [_kept_rows(mf, plan, rng) for _ in range(m)]
+    Y, X, C = _stack(mf, kept_sets, plan)
+    J, n = X.shape[1:]
+    if opts.jackknife and n < 3:
+        raise ValueError(
+            f"`jackknife=True` needs groups of at least 3 rows (each replicate deletes one "
+            f"row per group); got group size {n}"
+        )
+    res = mlob_batch(Y, X, C if C.shape[-1] else None, conf_level=opts.conf_level,
+                     mode=opts.mode, warn=False)
+    if np.asarray(res.internals["collinear"]).any():
+        raise ValueError(
+            "collinear covariates: after residualising on the target's within and between "
+            f"parts the covariates {list(mf.covariate_names)} are linearly dependent "
+            f"(formula {mf.formula!r}); drop duplicated or derived covariates"
+        )
+    warn_flags(res, m)
+    jk = (jackknife_se(Y, X, C, rng.get(), opts.conf_level, opts.mode) if opts.jackknife
+          else None)
+    boots = []
+    if opts.se == "bootstrap":
+        seed = _bootstrap_seed(rng.get())
+        for i in range(m):
+            boots.append(parametric_bootstrap(
+                Y[i], X[i], C[i] if C.shape[-1] else None, n_boot=opts.n_boot,
+                conf_level=opts.conf_level, mode=opts.mode, random_seed=seed,
+                covariate_names=tuple(mf.covariate_names),
+            ))
+    return _Fit(res=res, jk=jk, kept_sets=kept_sets, J=J, n=n, boots=boots)
+
+
+def _bootstrap_seed(generator: Any) -> Any:
+    """Return the bootstrap's seed: the numpy generator, or a numpy seed drawn from RRandom."""
+    if isinstance(generator, RRandom):
+        return np.random.SeedSequence(int(generator.unif_rand() * 2**53))
+    return generator
+
+
+def _result(mf: ModelFrame, plan: BalancePlan, fit: _Fit, opts: _Options, formula: str,
+            group: str, recorded: list) -> MLOBResult:
+    res, m = fit.res, len(fit.kept_sets)
+    terms, est, std, est_ml, std_ml = combine_balancings(res, fit.jk, mf.covariate_names)
+    ci = p_values = None
+    if fit.boots:
+        std, ci, p_values = combine_bootstrap(est, fit.boots, opts.conf_level)
+    settings = opts.settings(formula, group)
+    internals = {k: (v[0] if isinstance(v, np.ndarray) and v.shape[:1] == (m,) and m == 1 else v)
+                 for k, v in res.internals.items()}
+    internals.update(w_opt=res.w_opt if m > 1 else float(res.w_opt[0]),
+                     tau02_opt=res.tau02_opt if m > 1 else float(res.tau02_opt[0]),
+                     grid_index=res.grid_index if m > 1 else int(res.grid_index[0]))
+    balancing = {
+        "target_group_size": plan.target_size, "rows_deleted": plan.rows_deleted,
+        "groups_deleted": plan.groups_deleted, "share_rows_deleted": plan.share_rows,
+        "n_balance": m, "kept_rows": mf.rows[fit.kept_sets[0]],
+    }
+    if not plan.balanced:
+        balancing["beta_b_per_balancing"] = np.array(res.beta_b, float)
+    return MLOBResult(
+        terms=terms, estimates=est, std_errors=std, estimates_ml=est_ml, std_errors_ml=std_ml,
+        conf_level=opts.conf_level, formula=formula, group=group, response=mf.response,
+        target=mf.target, covariate_names=mf.covariate_names, n_obs=int(fit.J * fit.n),
+        n_groups=int(fit.J), group_size=int(fit.n), n_obs_input=mf.n_obs, balancing=balancing,
+        se_method=opts.se, interval_method=fit.boots[0].interval if fit.boots else "wald",
+        ci_override=ci, p_override=p_values, mode=opts.mode, settings=settings,
+        call=_call_string(formula, group, settings),
+        warnings=tuple(str(w.message) for w in recorded), bootstrap=tuple(fit.boots),
+        internals=internals,
+    )
 
 
 def _call_string(formula: str, group: str, settings: dict[str, Any]) -> str:
-    defaults = {"balancing_limit": 0.2, "conf_level": 0.95, "jackknife": False,
-                "punish_coeff": 2.0, "random_state": None, "mode": "r", "n_balance": 1,
-                "missing": "raise", "se": "analytic", "n_boot": 2000}
-    extra = [f"{k}={settings[k]!r}" for k, d in defaults.items() if settings[k] != d]
+    extra = [f"{k}={settings[k]!r}" for k, d in _DEFAULTS.items()
+             if settings[k] != d and not (k == "random_seed" and settings[k] == "none")]
     return ", ".join([f"mlob({formula!r}, data", f"group={group!r}", *extra]) + ")"
 
 
-def _kept_rows(mf: ModelFrame, plan, rng) -> np.ndarray:
+def _kept_rows(mf: ModelFrame, plan: BalancePlan, rng: _LazyGenerator) -> np.ndarray:
     kept = np.arange(mf.n_obs) if plan.balanced else draw_balance(mf.group_codes, plan,
                                                                   rng.get())
     # groups are groups: stable sort by group label (R uses row chunks; identical when sorted)
     return kept[np.argsort(mf.group_codes[kept], kind="stable")]
 
 
-def _stack(mf: ModelFrame, kept_sets: list[np.ndarray], plan) -> tuple[np.ndarray, ...]:
+def _stack(mf: ModelFrame, kept_sets: list[np.ndarray], plan: BalancePlan):
     J = int(plan.groups_kept.shape[0])
     n = plan.target_size
     idx = np.stack(kept_sets)
@@ -350,80 +415,3 @@ def _stack(mf: ModelFrame, kept_sets: list[np.ndarray], plan) -> tuple[np.ndarra
     X = mf.x[idx].reshape(len(kept_sets), J, n)
     C = mf.covariates[idx].reshape(len(kept_sets), J, n, mf.covariates.shape[1])
     return Y, X, C
-
-
-def _check_variation(mf: ModelFrame, y: np.ndarray, x: np.ndarray) -> None:
-    """Errors for data without between- or within-group variation (scale-free checks)."""
-    n = x.shape[1]
-    total_x = np.sum((x - x.mean()) ** 2)
-    within_x = np.sum((x - x.mean(axis=1, keepdims=True)) ** 2)
-    between_x = n * np.sum((x.mean(axis=1) - x.mean()) ** 2)
-    total_y = np.sum((y - y.mean()) ** 2)
-    if total_y <= 0:
-        raise ValueError(f"the outcome {mf.response!r} has no variation (all values equal)")
-    if total_x <= 0 or between_x <= _REL_TOL * total_x:
-        raise ValueError(
-            "The provided data does not include between-group variation for the given model: "
-            f"the group means of {mf.target!r} are all equal (group column {mf.group_name!r}). "
-            "Consider using a single-level model."
-        )
-    if within_x <= _REL_TOL * total_x:
-        raise ValueError(
-            "The provided data does not include within-group variation for the given model: "
-            f"{mf.target!r} is constant within every group (group column {mf.group_name!r}). "
-            "Consider using a simpler model."
-        )
-
-
-def _jackknife(res: BatchResult, Y, X, C, rng, conf_level: float, mode: str):
-    """R's randomised delete-one-per-group jackknife for each balanced data set."""
-    m, J, n = X.shape
-    r = min(n, 50)
-    k = C.shape[-1]
-    se_beta = np.empty(m)
-    se_gamma = np.empty((m, k))
-    for i in range(m):
-        drops = np.empty((r, J), dtype=np.intp)
-        for rep in range(r):
-            if isinstance(rng, RRandom):
-                drops[rep] = rng.sample_replace(n, J)
-            else:
-                drops[rep] = rng.integers(0, n, size=J)
-        keep = np.ones((r, J, n), dtype=bool)
-        keep[np.arange(r)[:, None], np.arange(J)[None, :], drops] = False
-        Yr = np.broadcast_to(Y[i], (r, J, n))[keep].reshape(r, J, n - 1)
-        Xr = np.broadcast_to(X[i], (r, J, n))[keep].reshape(r, J, n - 1)
-        Cr = None
-        if k:
-            Cr = np.broadcast_to(C[i], (r, J, n, k))[keep].reshape(r, J, n - 1, k)
-        rep_res = mlob_batch(Yr, Xr, Cr, conf_level=conf_level, mode=mode, warn=False)
-        scale = (n - 1) / n
-        se_beta[i] = np.sqrt(scale * np.sum((rep_res.beta_b - rep_res.beta_b.mean()) ** 2))
-        if k:
-            dev = rep_res.gamma - rep_res.gamma.mean(axis=0)
-            se_gamma[i] = np.sqrt(scale * np.sum(dev**2, axis=0))
-    return se_beta, se_gamma
-
-
-def _rubin(est: np.ndarray, se: np.ndarray) -> tuple[float, float]:
-    m = est.shape[0]
-    if m == 1:
-        return float(est[0]), float(se[0])
-    within = np.mean(se**2)
-    between = np.var(est, ddof=1)
-    return float(np.mean(est)), float(np.sqrt(within + (1 + 1 / m) * between))
-
-
-def _combine(res: BatchResult, jk, covariate_names: tuple[str, ...]):
-    terms = ("beta_b", *(f"gamma_{c}" for c in covariate_names))
-    se_beta = res.se_beta_b if jk is None else jk[0]
-    se_gamma = res.se_gamma if jk is None else jk[1]
-    est = [_rubin(res.beta_b, se_beta)]
-    est_ml = [_rubin(res.beta_b_ml, res.se_beta_b_ml)]
-    for j in range(len(covariate_names)):
-        g = _rubin(res.gamma[:, j], se_gamma[:, j])
-        est.append(g)
-        est_ml.append(g)
-    a = np.array(est, dtype=float).reshape(-1, 2)
-    b = np.array(est_ml, dtype=float).reshape(-1, 2)
-    return terms, a[:, 0], a[:, 1], b[:, 0], b[:, 1]

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlob_pp.rrandom import RRandom
-from mlob_pp.validate import BalancingWarning
+from mlob_pp.warnings import BalancingWarning
 
-__all__ = ["BalancePlan", "plan_balance", "draw_balance"]
+__all__ = ["BalancePlan", "plan_balance", "check_plan", "draw_balance"]
 
 
 @dataclass(frozen=True)
@@ -65,22 +65,32 @@ class BalancePlan:
 
 
 def plan_balance(sizes: np.ndarray, punish_coeff: float) -> BalancePlan:
-    """Choose R MLOB's target group size for the group sizes `sizes` (sorted label order)."""
+    """Choose R MLOB's target group size for the group sizes `sizes` (sorted label order).
+
+    R evaluates the cost of every size from the smallest to the largest group. Between two
+    adjacent distinct sizes the cost falls strictly (every group at least as large loses one
+    row less per step), so the minimum is always at a distinct group size; only those are
+    evaluated, one at a time, in O(number of groups) memory (R's full table would need
+    (largest - smallest size) x groups). Each cost is summed over the groups in the same order
+    and with the same terms as R's row of the table, so ties resolve identically (the smallest
+    size of minimal cost).
+    """
     sizes = np.asarray(sizes, dtype=np.int64)
-    candidates = np.arange(sizes.min(), sizes.max() + 1)
-    keep = sizes[None, :] >= candidates[:, None]
-    lost_rows = np.where(keep, sizes[None, :] - candidates[:, None], sizes[None, :])
-    cost = np.where(keep, sizes[None, :] - candidates[:, None], punish_coeff * sizes[None, :])
-    total = cost.sum(axis=1)
-    best = int(np.argmin(total))  # first minimum: the smallest size of minimal cost
-    s = int(candidates[best])
+    penalty = punish_coeff * sizes
+    best_total, s = np.inf, int(sizes.min())
+    for cand in np.unique(sizes):
+        keep = sizes >= cand
+        total = np.where(keep, sizes - cand, penalty).sum()
+        if total < best_total:
+            best_total, s = total, int(cand)
+    keep = sizes >= s
     return BalancePlan(
         target_size=s,
-        rows_deleted=int(lost_rows[best].sum()),
-        groups_deleted=int((~keep[best]).sum()),
+        rows_deleted=int(np.where(keep, sizes - s, sizes).sum()),
+        groups_deleted=int((~keep).sum()),
         n_rows=int(sizes.sum()),
         n_groups=int(sizes.shape[0]),
-        groups_kept=np.flatnonzero(keep[best]),
+        groups_kept=np.flatnonzero(keep),
     )
 
 

@@ -2,9 +2,9 @@
 
 The 100 x 100 grid search dominates the cost of a fit (10^4 criterion evaluations per data set,
 independent of N). This module evaluates it in one fused loop per data set, in exactly the
-floating-point operation order of :func:`mlob_pp.closed_form.core._criterion` (no fast-math), so the
-selected grid point is bit-for-bit the one of the numpy path and of R. numba ships with PyMC's
-stack; without it (or with ``MLOB_PP_NO_NUMBA=1``) the numpy path is used.
+floating-point operation order of :func:`mlob_pp.closed_form.moments.criterion` (no fast-math),
+so the selected grid point is bit-for-bit the one of the numpy path and of R. numba ships with
+PyMC's stack; without it (or with ``MLOB_PP_NO_NUMBA=1``) the numpy path is used.
 """
 
 from __future__ import annotations

@@ -5,29 +5,41 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from mlob_pp.closed_form.bootstrap_intervals import unbounded_reason
+from mlob_pp.closed_form.notes import balancing_lines, note_lines
+from mlob_pp.common_format import estimate_tree
+from mlob_pp.provenance import make_attrs
+from mlob_pp.results import EstimatorResult
+from mlob_pp.tables import Summary, wald
+
 __all__ = ["MLOBResult", "format_r_table"]
 
-_COLUMNS = ["estimate", "std_error", "ci_lower", "ci_upper", "z", "p_value"]
 _TABLE_NAMES = {"mlob": "mlob", "regularized": "mlob", "ml": "ml", "ml_moments": "ml"}
+_INTERVAL_NAMES = {"inversion": "bootstrap_inversion", "bc": "bootstrap_bc",
+                   "percentile": "bootstrap_percentile", "basic": "bootstrap_basic"}
 
 
-@dataclass(frozen=True)
-class MLOBResult:
+@dataclass(frozen=True, repr=False)
+class MLOBResult(EstimatorResult):
     """A fitted closed-form MLOB model.
+
+    Follows :class:`mlob_pp.results.EstimatorResult`: ``params``/``bse``/``conf_int()``/
+    ``pvalues`` of the regularised table, ``to_frame(which)``, ``to_datatree(estimator)``,
+    ``summary()`` (a :class:`~mlob_pp.tables.Summary` whose text is R's ``summary()`` layout
+    plus mlob_pp's notes), ``print(result)`` in R's ``print()`` layout and a one-line ``repr``.
+    ``coef``, ``se``, ``summary_frame`` and ``confint`` remain as aliases.
 
     Attributes
     ----------
     terms : tuple of str
         ``("beta_b", "gamma_<term>", ...)``.
     estimates, std_errors, estimates_ml, std_errors_ml : ndarray
-        The numbers behind :attr:`coef`, :attr:`se`, :attr:`coef_ml`, :attr:`se_ml`.
-    coef, se : pandas.Series
-        Regularised estimates and their standard errors, indexed ``beta_b``, ``gamma_<term>``.
+        The numbers behind ``params``, ``bse``, :attr:`coef_ml`, :attr:`se_ml`.
     coef_ml, se_ml : pandas.Series
         R MLOB's "ML" column (``ml_moments``: the moment ratio tau_yx / tau_x and its SE) and
         the covariate rows, which are identical in both tables.
@@ -45,8 +57,9 @@ class MLOBResult:
         Rows of the input after formula evaluation (before balancing).
     balancing : dict
         What balancing did: ``target_group_size``, ``rows_deleted``, ``groups_deleted``,
-        ``n_balance`` (number of random balancings averaged), ``kept_rows`` (0-based positions
-        in the input data of the first balancing).
+        ``share_rows_deleted``, ``n_balance`` (random balancings averaged), ``kept_rows``
+        (0-based positions in the input data of the first balancing) and, when rows were
+        deleted, ``beta_b_per_balancing`` (the regularised estimate of each balancing).
     se_method : str
         ``"analytic"``, ``"jackknife"`` or ``"bootstrap"``.
     interval_method : str
@@ -57,9 +70,13 @@ class MLOBResult:
         The call's settings (for provenance).
     warnings : tuple of str
         Messages of the warnings emitted during the fit.
+    bootstrap : tuple of BootstrapResult
+        The bootstrap of each balanced data set (``se="bootstrap"``), else empty.
     internals : dict
         Intermediate quantities of the estimator (grid point, variance components, ...).
     """
+
+    estimator: ClassVar[str] = "mlob"
 
     terms: tuple[str, ...]
     estimates: np.ndarray
@@ -85,18 +102,13 @@ class MLOBResult:
     interval_method: str = "wald"
     ci_override: np.ndarray | None = field(default=None, repr=False)
     p_override: np.ndarray | None = field(default=None, repr=False)
+    bootstrap: tuple[Any, ...] = field(default=(), repr=False)
     internals: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ tables
-    @cached_property
-    def coef(self) -> pd.Series:
-        """Regularised estimates (``beta_b``, ``gamma_<term>``)."""
-        return pd.Series(self.estimates, index=list(self.terms), name="estimate")
-
-    @cached_property
-    def se(self) -> pd.Series:
-        """Standard errors of :attr:`coef` (the method in :attr:`se_method`)."""
-        return pd.Series(self.std_errors, index=list(self.terms), name="std_error")
+    @property
+    def _normal_intervals(self) -> bool:  # type: ignore[override]
+        return self.se_method != "bootstrap"
 
     @cached_property
     def coef_ml(self) -> pd.Series:
@@ -111,8 +123,6 @@ class MLOBResult:
     @cached_property
     def tables(self) -> dict[str, pd.DataFrame]:
         """The ``"mlob"`` and ``"ml"`` tables (see :meth:`summary_frame`)."""
-        from mlob_pp.closed_form.core import wald
-
         out = {}
         for key, est, se in (("mlob", self.estimates, self.std_errors),
                              ("ml", self.estimates_ml, self.std_errors_ml)):
@@ -128,20 +138,11 @@ class MLOBResult:
             )
         return out
 
-    def summary_frame(self, which: str = "mlob") -> pd.DataFrame:
-        """Return a coefficient table.
+    def to_frame(self, which: str = "mlob") -> pd.DataFrame:
+        """Return a coefficient table (``"mlob"``, or ``"ml_moments"`` / ``"ml"``).
 
-        Parameters
-        ----------
-        which : {"mlob", "ml", "ml_moments"}
-            ``"mlob"``: the regularised estimator. ``"ml"`` (alias ``"ml_moments"``): R MLOB's
-            unregularised "ML" table, whose beta_b row is the moment ratio tau_yx / tau_x.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Index = terms (``beta_b``, ``gamma_<term>``); columns ``estimate, std_error,
-            ci_lower, ci_upper, z, p_value``.
+        Index ``beta_b``, ``gamma_<term>``; columns ``estimate, std_error, ci_lower, ci_upper,
+        z, p_value``.
         """
         if which not in _TABLE_NAMES:
             raise ValueError(
@@ -149,9 +150,13 @@ class MLOBResult:
             )
         return self.tables[_TABLE_NAMES[which]].copy()
 
+    def summary_frame(self, which: str = "mlob") -> pd.DataFrame:
+        """Alias of :meth:`to_frame` (``which``: ``"mlob"``, ``"ml"`` or ``"ml_moments"``)."""
+        return self.to_frame(which)
+
     def confint(self, which: str = "mlob") -> pd.DataFrame:
         """Return the intervals as a DataFrame with columns ``lower``, ``upper``."""
-        t = self.summary_frame(which)
+        t = self.to_frame(which)
         return t[["ci_lower", "ci_upper"]].rename(columns={"ci_lower": "lower",
                                                            "ci_upper": "upper"})
 
@@ -159,6 +164,17 @@ class MLOBResult:
     def level_label(self) -> str:
         """Interval label such as ``95%``."""
         return f"{100 * self.conf_level:.15g}%"
+
+    @property
+    def unbounded_reason(self) -> str | None:
+        """Why the bootstrap interval of beta_b is unbounded (``None`` when bounded)."""
+        t = self.tables["mlob"]
+        lo, hi = float(t["ci_lower"].iloc[0]), float(t["ci_upper"].iloc[0])
+        if self.se_method != "bootstrap" or (np.isfinite(lo) and np.isfinite(hi)):
+            return None
+        roots = [b.roots for b in self.bootstrap if b.roots is not None]
+        return unbounded_reason(lo, hi, np.concatenate(roots) if roots else None,
+                                self.conf_level)
 
     # ---------------------------------------------------------------- printing
     def __str__(self) -> str:
@@ -174,18 +190,13 @@ class MLOBResult:
         lines += [f"Confidence_Interval ({lab})", format_r_table(ci), ""]
         lines += ["Z value", format_r_table(t[["z"]].T, row_names=False), ""]
         lines += ["p value", format_r_table(t[["p_value"]].T, row_names=False)]
+        extra = self._caveats()
+        if extra:
+            lines += ["", *extra]
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
-        return (
-            f"MLOBResult(formula={self.formula!r}, group={self.group!r}, "
-            f"beta_b={self.estimates[0]:.6g}, se={self.std_errors[0]:.6g}, "
-            f"J={self.n_groups}, n={self.group_size}, mode={self.mode!r}, "
-            f"se_method={self.se_method!r})"
-        )
-
     def summary_text(self) -> str:
-        """Return the text that :meth:`summary` prints (R's ``summary()`` layout)."""
+        """Return the text of :meth:`summary` (R's ``summary()`` layout with mlob_pp's notes)."""
         lab = self.level_label
         lines = ["Call:", f" {self.call} ", "", "Summary of Coefficients:"]
         lines.append(format_r_table(_summary_table(self.tables["mlob"], lab)))
@@ -193,7 +204,8 @@ class MLOBResult:
         lines.append(format_r_table(_summary_table(self.tables["ml"], lab)))
         lines += ["", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1", "",
                   "Note:"]
-        lines += _note(float(self.std_errors_ml[0]), float(self.std_errors[0]))
+        lines += note_lines(float(self.std_errors_ml[0]), float(self.std_errors[0]),
+                            self.se_method)
         lines += ["", "Details (mlob_pp):"]
         lines.append(
             f"  J = {self.n_groups} groups of n = {self.group_size} ({self.n_obs} of "
@@ -201,21 +213,20 @@ class MLOBResult:
             f"{self.se_method!r}; interval = {self._interval_text()} (conf_level = "
             f"{self.conf_level:g})."
         )
-        bal = self.balancing
-        if bal.get("rows_deleted", 0):
-            extra = (
-                f", averaged over {bal['n_balance']} random balancings (Rubin's rules)"
-                if bal.get("n_balance", 1) > 1 else ""
-            )
-            lines.append(
-                f"  Balancing deleted {bal['rows_deleted']} rows and {bal['groups_deleted']} "
-                f"groups (target group size {bal['target_group_size']}){extra}."
-            )
+        lines += self._caveats()
         lines.append(
             "  The ML row is R MLOB's moment ratio tau_yx / tau_x ('ml_moments'), not a "
             "likelihood maximiser; see mlob_pp.fit_ml for true ML."
         )
         return "\n".join(lines)
+
+    def _caveats(self) -> list[str]:
+        """Balancing and unbounded-interval notes shared by print and summary."""
+        lines = balancing_lines(self.balancing, self.settings.get("random_seed"))
+        reason = self.unbounded_reason
+        if reason:
+            lines.append(f"  The bootstrap interval of beta_b is {reason}.")
+        return lines
 
     def _interval_text(self) -> str:
         if self.se_method == "bootstrap":
@@ -223,16 +234,59 @@ class MLOBResult:
                     f"refits), interval by {self.interval_method} (not estimate +- z SE)")
         return f"Wald {self.level_label}"
 
-    def summary(self) -> None:
-        """Print the summary in R MLOB's layout (both tables, significance codes, note)."""
-        print(self.summary_text())
+    def summary(self) -> Summary:
+        """Return the summary: prints as R MLOB's ``summary()`` layout with mlob_pp's notes.
+
+        The object holds the tables ``"mlob"`` and ``"ml_moments"`` and renders as HTML in
+        Jupyter; ``print(result.summary())`` prints the text.
+        """
+        return Summary(
+            f"mlob: {self.formula} (group {self.group})",
+            {"mlob": self.to_frame("mlob"), "ml_moments": self.to_frame("ml_moments")},
+            text=self.summary_text(),
+            notes=note_lines(float(self.std_errors_ml[0]), float(self.std_errors[0]),
+                             self.se_method) + self._caveats(),
+        )
 
     # ----------------------------------------------------------- conversions
-    def to_datatree(self, **kwargs: Any):
-        """Return the result in the common ArviZ format (see ``comparisons.from_mlob``)."""
-        from mlob_pp.comparisons.convert import from_mlob
+    def to_datatree(self, estimator: str = "mlob", **kwargs: Any):
+        """Return the result in the common format (group ``estimate``).
 
-        return from_mlob(self, **kwargs)
+        Parameters
+        ----------
+        estimator : {"mlob", "ml_moments"}, default "mlob"
+            The regularised table or R's "ML" column (moment ratio). With ``se="bootstrap"``
+            the ``"mlob"`` tree also holds the refits (group ``bootstrap``, dim ``replicate``);
+            with several balancings the per-balancing estimates (group ``balancing``).
+        """
+        if kwargs:
+            names = ", ".join(f"`{k}`" for k in kwargs)
+            raise TypeError(f"to_datatree() got unexpected keyword argument(s) {names}")
+        if estimator not in ("mlob", "ml_moments"):
+            raise ValueError(f"`estimator` must be 'mlob' or 'ml_moments'; got {estimator!r}")
+        regularised = estimator == "mlob"
+        se_method = self.se_method if regularised else "analytic"
+        interval = self.interval_method if regularised else "wald"
+        interval = _INTERVAL_NAMES.get(interval, interval)
+        bal = {k: v for k, v in self.balancing.items() if np.isscalar(v)}
+        attrs = make_attrs(
+            estimator, settings=self.settings, random_seed=self.settings.get("random_seed"),
+            extra={"conf_level": self.conf_level, "formula": self.formula, "group": self.group,
+                   "n_obs": self.n_obs, "n_groups": self.n_groups,
+                   "group_size": self.group_size, "mode": self.mode, "balancing": bal},
+        )
+        groups: dict[str, Any] = {}
+        per = self.balancing.get("beta_b_per_balancing")
+        if regularised and per is not None and len(per) > 1:
+            groups["balancing"] = {"beta_b": (("balancing",), np.asarray(per, float))}
+        if regularised and self.bootstrap:
+            refits = [b.refits() for b in self.bootstrap]
+            groups["bootstrap"] = {name: (dims, np.concatenate([r[name][1] for r in refits]))
+                                   for name, (dims, _) in refits[0].items()}
+        frame = self.to_frame("mlob" if regularised else "ml_moments")
+        return estimate_tree(frame, estimator=estimator, conf_level=self.conf_level,
+                             interval_method=interval, se_method=se_method, attrs=attrs,
+                             groups=groups or None)
 
 
 def _stars(p: float) -> str:
@@ -263,45 +317,6 @@ def _summary_table(t: pd.DataFrame, lab: str) -> pd.DataFrame:
         index=t.index,
     )
     return out
-
-
-def _note(se_ml: float, se_bay: float) -> list[str]:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = se_ml / se_bay if se_bay != 0 else math.inf
-    if not np.isfinite(r) or r == 0:
-        return ["  The standard errors cannot be compared because one or both are missing, "
-                "zero, NA, NaN, or infinite."]
-    if 0.9 <= r <= 1.1:
-        return [
-            "  The standard error from unoptimized ML estimation is approximately the same as "
-            "the standard error obtained through our optimization procedure,",
-            "  meaning that both approaches yield similarly accurate estimates.",
-        ]
-    if r > 1.1:
-        pct = (r - 1) * 100
-        digits = 0 if pct >= 200 else (1 if pct >= 100 else 2)
-        text = _format_r_number(round(pct, digits), digits)
-        return [
-            f"  The standard error from unoptimized ML estimation is about {text}% larger than "
-            "the standard error obtained through our optimization procedure,",
-            "  meaning that the optimized estimates are more accurate.",
-            "  Concerning the estimates themselves, the unoptimized ML estimates may",
-            "  differ greatly from the optimized estimates and should not be reported.",
-            "  As the optimized estimates are always at least as accurate as the",
-            "  unoptimized ML estimates,",
-            "  please use them and their corresponding standard errors (first table of",
-            "  output) for interpretation and reporting.",
-            "  For more information, see Dashuk et al. (2025).",
-        ]
-    return []  # R prints nothing after "Note:" when the ML SE is smaller (kept as in R)
-
-
-def _format_r_number(value: float, nsmall: int) -> str:
-    """R's ``format(value, nsmall = nsmall)`` with the default 7 significant digits."""
-    if abs(value) >= 1e15:
-        return f"{value:.6e}".replace("e+", "e+")
-    text = f"{value:.{nsmall}f}"
-    return text
 
 
 def _format_column(values: np.ndarray) -> list[str]:

@@ -19,6 +19,7 @@ from mlob_pp.closed_form.bootstrap import (
 )
 from mlob_pp.comparisons.study.design import simulate_batch
 from mlob_pp.closed_form.core import mlob_batch
+from mlob_pp.warnings import NumericalWarning
 
 
 def _cell(**kw):
@@ -49,7 +50,7 @@ def test_refit_equals_core(rng, mode, J, n, icc):
 
 def test_refit_equals_core_without_covariates_and_degenerate(rng):
     y, x, _ = simulate_batch(_cell(J=8, n=4), 200, rng)
-    y[0] = 1.0  # constant outcome: degenerate branch (R returns beta_b = 0)
+    y[0] *= 1e-12  # below R's absolute 1e-7 thresholds: degenerate branch (R: beta_b = 0)
     for mode in ("r", "stable"):
         core = mlob_batch(y, x, mode=mode, warn=False)
         b, bml, g = refit(y, x, mode=mode)
@@ -104,7 +105,7 @@ def test_generator_keeps_shape_and_fixed_covariate_residual(data):
 
 def test_generator_truncates_negative_between_variance(rng):
     x = rng.normal(size=(6, 10))
-    x -= x.mean(axis=1, keepdims=True)  # identical group means: tau_x < 0
+    x -= 0.97 * x.mean(axis=1, keepdims=True)  # nearly equal group means: tau_x < 0
     y = 0.3 * x + rng.normal(size=(6, 10))
     model = fit_generating_model(y, x)
     assert model.truncated["tau2_x"]
@@ -147,6 +148,21 @@ def test_inversion_roots_linear_and_flat():
     assert roots[0, 3] == np.inf  # stays below the estimate for every slope
     lo, hi = inversion_interval(roots, 0.5)
     assert np.isfinite(lo[0]) and hi[0] == np.inf
+    # flat AND equal to the estimate (R's fallback: every refit 0): any slope reproduces it,
+    # so these replicates widen both ends (alternating +inf, -inf), never [-inf, -inf]
+    flat = inversion_roots(np.zeros((1, 4)), np.zeros((1, 4)), h, 0.0, 0.0)
+    np.testing.assert_array_equal(flat[0], [np.inf, -np.inf, np.inf, -np.inf])
+    lo, hi = inversion_interval(flat, 0.95)
+    assert lo[0] == -np.inf and hi[0] == np.inf
+
+
+def test_random_state_is_deprecated_but_works(data):
+    y, x, c = data
+    new = parametric_bootstrap(y, x, c, n_boot=200, random_seed=4)
+    with pytest.warns(DeprecationWarning, match=r"`random_state` is deprecated .* use "
+                                                r"`random_seed`"):
+        old = parametric_bootstrap(y, x, c, n_boot=200, random_state=4)
+    np.testing.assert_array_equal(new.draws_beta_b, old.draws_beta_b)
 
 
 def test_inversion_covers_the_unshrunk_slope():
@@ -154,8 +170,8 @@ def test_inversion_covers_the_unshrunk_slope():
     # the estimator's bias requires, and is finite
     p = _cell(J=40, n=30, icc_x=0.5)
     y, x, c = simulate_batch(p, 1, np.random.default_rng(5))
-    res = parametric_bootstrap(y[0], x[0], c[0], n_boot=400, random_state=2)
-    perc = parametric_bootstrap(y[0], x[0], c[0], n_boot=400, random_state=2,
+    res = parametric_bootstrap(y[0], x[0], c[0], n_boot=400, random_seed=2)
+    perc = parametric_bootstrap(y[0], x[0], c[0], n_boot=400, random_seed=2,
                                 interval="percentile")
     assert np.isfinite(res.ci_lower) and np.isfinite(res.ci_upper)
     assert res.ci_upper > perc.ci_upper and res.ci_lower > perc.ci_lower
@@ -165,7 +181,7 @@ def test_inversion_covers_the_unshrunk_slope():
 # --------------------------------------------------------------------- front end
 def test_parametric_bootstrap_result(data):
     y, x, c = data
-    res = parametric_bootstrap(y, x, c, n_boot=300, random_state=1)
+    res = parametric_bootstrap(y, x, c, n_boot=300, random_seed=1)
     assert isinstance(res, BootstrapResult)
     assert res.interval == "inversion" and res.n_boot == 300 and res.n_failed == 0
     assert res.roots.shape == (300,)
@@ -178,16 +194,16 @@ def test_parametric_bootstrap_result(data):
     assert res.ci_lower_gamma[0] < res.gamma[0] < res.ci_upper_gamma[0]
     assert 0.01 < res.se_gamma[0] < 0.1
     assert "inversion interval" in str(res) and "inversion, n_boot=300" in res.method
-    bc = parametric_bootstrap(y, x, c, n_boot=300, random_state=1, interval="bc")
+    bc = parametric_bootstrap(y, x, c, n_boot=300, random_seed=1, interval="bc")
     assert bc.roots is None and "bc interval" in str(bc)
 
 
 def test_seed_reproducible_and_independent_of_n_jobs(data):
     y, x, c = data
-    a = parametric_bootstrap(y, x, c, n_boot=600, random_state=7)
-    b = parametric_bootstrap(y, x, c, n_boot=600, random_state=7, n_jobs=2)
-    c2 = parametric_bootstrap(y, x, c, n_boot=600, random_state=np.random.default_rng(7))
-    d = parametric_bootstrap(y, x, c, n_boot=600, random_state=8)
+    a = parametric_bootstrap(y, x, c, n_boot=600, random_seed=7)
+    b = parametric_bootstrap(y, x, c, n_boot=600, random_seed=7, n_jobs=2)
+    c2 = parametric_bootstrap(y, x, c, n_boot=600, random_seed=np.random.default_rng(7))
+    d = parametric_bootstrap(y, x, c, n_boot=600, random_seed=8)
     np.testing.assert_array_equal(a.draws_beta_b, b.draws_beta_b)
     assert (a.ci_lower, a.ci_upper) == (b.ci_lower, b.ci_upper)
     assert not np.array_equal(a.draws_beta_b, d.draws_beta_b)
@@ -196,7 +212,7 @@ def test_seed_reproducible_and_independent_of_n_jobs(data):
 
 def test_interval_methods_share_draws(data):
     y, x, c = data
-    res = {m: parametric_bootstrap(y, x, c, n_boot=200, random_state=3, interval=m)
+    res = {m: parametric_bootstrap(y, x, c, n_boot=200, random_seed=3, interval=m)
            for m in ("inversion", "bc", "percentile", "basic")}
     np.testing.assert_array_equal(res["bc"].draws_beta_b, res["basic"].draws_beta_b)
     np.testing.assert_array_equal(res["bc"].draws_beta_b, res["inversion"].draws_beta_b)
@@ -206,15 +222,15 @@ def test_interval_methods_share_draws(data):
 
 def test_without_covariates_and_stable_mode(rng):
     y, x, _ = simulate_batch(_cell(J=5, n=5), 1, rng)
-    res = parametric_bootstrap(y[0], x[0], n_boot=100, random_state=1, mode="stable",
+    res = parametric_bootstrap(y[0], x[0], n_boot=200, random_seed=1, mode="stable",
                                center="ml")
-    assert res.gamma.shape == (0,) and res.draws_gamma.shape == (100, 0)
+    assert res.gamma.shape == (0,) and res.draws_gamma.shape == (200, 0)
     assert res.center == "ml" and res.mode == "stable"
 
 
 def test_bootstrap_batch_matches_shapes(rng):
     y, x, c = simulate_batch(_cell(J=10, n=5), 4, rng)
-    out = bootstrap_batch(y, x, c, n_boot=50, random_state=1, max_elements=1000)
+    out = bootstrap_batch(y, x, c, n_boot=50, random_seed=1, max_elements=1000)
     assert out["draws_beta_b"].shape == (4, 50)
     np.testing.assert_array_equal(out["beta_b"], mlob_batch(y, x, c, warn=False).beta_b)
 
@@ -231,10 +247,18 @@ def test_bootstrap_batch_matches_shapes(rng):
         ({"n_jobs": 3}, ValueError, r"`n_jobs` must be 1 or 2 \(this machine has 2 cores\); "
                                     r"got 3"),
         ({"conf_level": 95}, ValueError, r"`conf_level` must be strictly between 0 and 1"),
-        ({"random_state": -1}, ValueError,
-         r"`random_state` must be a non-negative integer seed; got -1"),
-        ({"random_state": "a"}, TypeError, r"`random_state` must be None, an int, a numpy "
-                                           r"Generator or mlob_pp.RRandom; got str"),
+        ({"n_boot": 1}, ValueError, r"`n_boot` must be at least 200 for a 95 % bootstrap "
+                                    r"interval .*; got 1"),
+        ({"n_boot": 199}, ValueError, r"`n_boot` must be at least 200 .* got 199"),
+        ({"n_boot": 99, "conf_level": 0.9}, ValueError,
+         r"`n_boot` must be at least 100 for a 90 % bootstrap interval"),
+        ({"random_seed": -1}, ValueError,
+         r"`random_seed` must be a non-negative integer seed; got -1"),
+        ({"random_seed": "a"}, TypeError, r"`random_seed` must be None, a non-negative int, a "
+                                          r"numpy Generator, a numpy SeedSequence .* got str"),
+        ({"random_seed": 1, "random_state": 1}, TypeError,
+         r"parametric_bootstrap\(\) got both `random_state` \(deprecated\) and `random_seed`"),
+        ({"seed": 1}, TypeError, r"unexpected keyword argument\(s\) `seed`"),
     ],
 )
 def test_errors(data, kwargs, exc, match):
@@ -263,7 +287,44 @@ def test_coverage_sanity_one_cell():
     """200 replications of J = 20, n = 15, ICC 0.3: the inversion interval covers 90-99 %."""
     p = _cell(J=20, n=15, icc_x=0.3)
     y, x, c = simulate_batch(p, 200, np.random.default_rng(11))
-    out = bootstrap_batch(y, x, c, n_boot=200, random_state=12)
+    out = bootstrap_batch(y, x, c, n_boot=200, random_seed=12)
     lo, hi = inversion_interval(out["roots"], 0.95)
     cover = np.mean((lo <= 0.5) & (0.5 <= hi))
     assert 0.90 <= cover <= 0.99
+
+
+# --------------------------------------------------------------------- degenerate (issue 12)
+def test_zero_variance_fallback_never_gives_se_zero_and_minus_inf_interval(rng):
+    """mode='r', y on a scale below R's absolute 1e-7 thresholds: every refit is R's 0."""
+    y, x, c = simulate_batch(_cell(J=10, n=5), 1, rng)
+    with pytest.warns(NumericalWarning, match="all refits gave the same estimate"):
+        res = parametric_bootstrap(y[0] * 1e-12, x[0], n_boot=200, random_seed=1)
+    assert np.all(res.draws_beta_b == 0.0) and res.estimate == 0.0
+    assert np.isnan(res.se_beta_b)
+    assert (res.ci_lower, res.ci_upper) == (-np.inf, np.inf)
+    assert "no_variation" in res.flags and "unbounded" in res.flags
+    assert "no bootstrap SE" in str(res)
+
+
+def test_bootstrap_result_protocol(data):
+    from mlob_pp.results import EstimatorResult
+
+    y, x, c = data
+    res = parametric_bootstrap(y, x, c, n_boot=200, random_seed=1, covariate_names=("c",))
+    assert isinstance(res, EstimatorResult)
+    frame = res.to_frame()
+    assert list(frame.index) == ["beta_b", "gamma_c"]
+    assert frame.loc["beta_b", "ci_lower"] == res.ci_lower
+    assert res.params["beta_b"] == res.estimate and res.bse["beta_b"] == res.se_beta_b
+    ci = res.conf_int()
+    assert ci.loc["beta_b", "upper"] == res.ci_upper
+    with pytest.raises(ValueError, match=r"`level` must equal the fit's conf_level"):
+        res.conf_int(0.9)
+    assert len(repr(res).splitlines()) == 1 and len(repr(res)) < 200
+    tree = res.to_datatree()
+    assert "posterior" not in tree.children
+    assert tree["bootstrap"]["beta_b"].dims == ("replicate",)
+    assert tree["bootstrap"].sizes["replicate"] == 200
+    assert float(tree["estimate"]["estimate"].sel(term="beta_b")) == res.estimate
+    assert tree["estimate"].attrs["interval_method"] == "bootstrap_inversion"
+    assert str(res.summary()) == str(res)

@@ -136,20 +136,28 @@ def test_closed_form_against_independent_computation(rng):
 def test_balancing_is_seeded_and_averaging_uses_rubins_rules(rng):
     df = simulate(rng, J=12, sizes=rng.integers(14, 20, 12))
     with pytest.warns(BalancingWarning, match="Deleted entries"):
-        a = mlob_pp.mlob("y ~ x + c", df, "g", random_state=5)
+        a = mlob_pp.mlob("y ~ x + c", df, "g", random_seed=5)
     with pytest.warns(BalancingWarning):
-        b = mlob_pp.mlob("y ~ x + c", df, "g", random_state=5)
+        b = mlob_pp.mlob("y ~ x + c", df, "g", random_seed=5)
     pd.testing.assert_series_equal(a.coef, b.coef)
     with pytest.warns(BalancingWarning):
-        avg = mlob_pp.mlob("y ~ x + c", df, "g", random_state=5, n_balance=20)
+        avg = mlob_pp.mlob("y ~ x + c", df, "g", random_seed=5, n_balance=20)
     assert avg.balancing["n_balance"] == 20
     # Rubin: total variance >= average within variance of the single fits
     singles = []
     for s in range(3):
         with pytest.warns(BalancingWarning):
-            singles.append(mlob_pp.mlob("y ~ x + c", df, "g", random_state=s).coef["beta_b"])
+            singles.append(mlob_pp.mlob("y ~ x + c", df, "g", random_seed=s).coef["beta_b"])
     assert np.isfinite(avg.se["beta_b"]) and avg.se["beta_b"] > 0
-    assert "averaged over 20 random balancings" in avg.summary_text()
+    text = avg.summary_text()
+    assert "Averaged over 20 random balancings (Rubin's rules); beta_b across balancings: SD" \
+        in text
+    per = avg.balancing["beta_b_per_balancing"]
+    assert per.shape == (20,) and np.std(per) > 0
+    assert avg.coef["beta_b"] == pytest.approx(np.mean(per), rel=1e-12)
+    assert f"SD {np.std(per, ddof=1):.4g}" in text
+    assert "AT RANDOM (random_seed = 5)" in text and "AT RANDOM" in str(avg)
+    assert "refit with n_balance=20" in a.summary_text()
 
 
 def test_balancing_over_the_limit_raises_after_warning(rng):
@@ -161,8 +169,8 @@ def test_balancing_over_the_limit_raises_after_warning(rng):
 
 def test_jackknife_is_seeded(rng):
     df = simulate(rng, J=10, n=8)
-    a = mlob_pp.mlob("y ~ x + c", df, "g", jackknife=True, random_state=1)
-    b = mlob_pp.mlob("y ~ x + c", df, "g", jackknife=True, random_state=1)
+    a = mlob_pp.mlob("y ~ x + c", df, "g", jackknife=True, random_seed=1)
+    b = mlob_pp.mlob("y ~ x + c", df, "g", jackknife=True, random_seed=1)
     assert a.se_method == "jackknife"
     pd.testing.assert_series_equal(a.se, b.se)
     plain = mlob_pp.mlob("y ~ x + c", df, "g")
@@ -207,8 +215,9 @@ def test_print_and_summary_layout(rng, capsys):
     for part in ["Call:", "Coefficients", "Standard_Error", "Confidence_Interval (95%)",
                  "Z value", "p value", "gamma_c"]:
         assert part in text
-    res.summary()
-    out = capsys.readouterr().out
+    summary = res.summary()
+    out = str(summary)
+    assert "<h4>" in summary._repr_html_() and "mlob" in summary.tables
     assert "Summary of Coefficients:" in out
     assert "For comparison, summary of coefficients from unoptimized analysis (ML):" in out
     assert "Signif. codes:" in out and "Note:" in out
@@ -219,7 +228,7 @@ def test_bundled_passnyc_talk_application():
     assert len(df) == 1217 and df["District"].nunique() == 32
     with pytest.warns(BalancingWarning):
         res = mlob_pp.mlob("math ~ ENI + ELA + ENI:ELA", df, "District", balancing_limit=0.35,
-                           random_state=2025)
+                           random_seed=2025)
     assert list(res.coef.index) == ["beta_b", "gamma_ELA", "gamma_ENI:ELA"]
     # what replicates from the talk: shrinkage toward 0, smaller SE, identical gammas
     assert abs(res.coef["beta_b"]) < abs(res.coef_ml["beta_b"])
@@ -249,8 +258,11 @@ def df(rng):
         ({"punish_coeff": "2"}, TypeError, r"`punish_coeff` must be a number greater than 0"),
         ({"mode": "fast"}, ValueError, r"`mode` must be one of 'r', 'stable'; got 'fast'"),
         ({"n_balance": 0}, ValueError, r"`n_balance` must be an integer >= 1; got 0"),
-        ({"random_state": "seed"}, TypeError, r"`random_state` must be None, an int"),
-        ({"random_state": -1}, ValueError, r"`random_state` must be a non-negative integer"),
+        ({"random_seed": "seed"}, TypeError, r"`random_seed` must be None, a non-negative int"),
+        ({"random_seed": -1}, ValueError, r"`random_seed` must be a non-negative integer"),
+        ({"random_seed": 1, "random_state": 1}, TypeError,
+         r"mlob\(\) got both `random_state` \(deprecated\) and `random_seed`"),
+        ({"seed": 1}, TypeError, r"mlob\(\) got unexpected keyword argument\(s\) `seed`"),
         ({"missing": "ignore"}, ValueError, r"`missing` must be 'raise' or 'drop'; got 'ignore'"),
     ],
 )
@@ -292,7 +304,7 @@ def test_bad_data_errors(df):
         mlob_pp.mlob("y ~ x", df.assign(x=df["g"] * 1.5), "g")
     with pytest.raises(ValueError, match=r"the outcome 'y' has no variation"):
         mlob_pp.mlob("y ~ x", df.assign(y=1.0), "g")
-    with pytest.raises(ValueError, match=r"collinear covariates"):
+    with pytest.raises(ValueError, match=r"`formula`: the terms 'c', 'd' are collinear"):
         mlob_pp.mlob("y ~ x + c + d", df.assign(d=2 * df["c"] + 1), "g")
     with pytest.raises(ValueError, match=r"`jackknife=True` needs groups of at least 3 rows"):
         mlob_pp.mlob("y ~ x", df.iloc[df.groupby("g").cumcount().to_numpy() < 2], "g",
@@ -315,10 +327,10 @@ def test_batched_core_shape_errors():
 def test_hsb_string_factors_match_dummies():
     """R: `mAch ~ ses + minrty + sx` on strings equals the 0/1 dummy version (finding 9)."""
     df = reference_csv("hsb82_sub30.csv")
-    kw = dict(balancing_limit=0.5, random_state=mlob_pp.RRandom(20240601))
+    kw = dict(balancing_limit=0.5, random_seed=mlob_pp.RRandom(20240601))
     with pytest.warns(BalancingWarning):
         a = mlob_pp.mlob("mAch ~ ses + minrty + sx", df, "school", **kw)
-    kw["random_state"] = mlob_pp.RRandom(20240601)
+    kw["random_seed"] = mlob_pp.RRandom(20240601)
     with pytest.warns(BalancingWarning):
         b = mlob_pp.mlob("mAch ~ ses + minrtyYes + sxFemale", df, "school", **kw)
     assert a.coef["beta_b"] == pytest.approx(b.coef["beta_b"], rel=1e-10)
@@ -329,7 +341,7 @@ def test_hsb_string_factors_match_dummies():
 @pytest.mark.parametrize("J", [3, 5, 6, 20])
 def test_compiled_grid_search_equals_numpy(rng, J, stable):
     from mlob_pp.closed_form import grid as grid_kernel
-    from mlob_pp.closed_form.core import GRID_W, _grid_argmin_numpy
+    from mlob_pp.closed_form.moments import GRID_W, grid_argmin_numpy
 
     if not grid_kernel.AVAILABLE:
         pytest.skip("numba not available")
@@ -342,7 +354,7 @@ def test_compiled_grid_search_equals_numpy(rng, J, stable):
     lo = np.full(B, 0.01)
     hi = lo + rng.uniform(0.01, 3, B)
     i1, v1, ok1 = grid_kernel.grid_argmin_compiled(GRID_W, s1, q1, K2, T2, b, lo, hi, stable)
-    i2, v2, ok2 = _grid_argmin_numpy(s1, q1, K2, T2, b, lo, hi, stable)
+    i2, v2, ok2 = grid_argmin_numpy(s1, q1, K2, T2, b, lo, hi, stable)
     np.testing.assert_array_equal(ok1, ok2)
     np.testing.assert_array_equal(i1[ok1], i2[ok2])
     np.testing.assert_array_equal(v1[ok1], v2[ok2])
@@ -352,8 +364,8 @@ def test_compiled_grid_search_equals_numpy(rng, J, stable):
 def test_bootstrap_se_is_wired_into_the_table(rng):
     df = simulate(rng, J=15, n=10)
     analytic = mlob_pp.mlob("y ~ x + c", df, "g")
-    boot = mlob_pp.mlob("y ~ x + c", df, "g", se="bootstrap", n_boot=400, random_state=3)
-    again = mlob_pp.mlob("y ~ x + c", df, "g", se="bootstrap", n_boot=400, random_state=3)
+    boot = mlob_pp.mlob("y ~ x + c", df, "g", se="bootstrap", n_boot=400, random_seed=3)
+    again = mlob_pp.mlob("y ~ x + c", df, "g", se="bootstrap", n_boot=400, random_seed=3)
     pd.testing.assert_frame_equal(boot.summary_frame(), again.summary_frame())
     pd.testing.assert_series_equal(boot.coef, analytic.coef)  # same point estimates
     t = boot.summary_frame()
@@ -364,6 +376,7 @@ def test_bootstrap_se_is_wired_into_the_table(rng):
     pd.testing.assert_frame_equal(boot.summary_frame("ml"), analytic.summary_frame("ml"))
     text = boot.summary_text()
     assert "parametric bootstrap (400 refits), interval by inversion" in text
+    assert "parametric bootstrap of" in text and "always at least as accurate" not in text
     assert "Standard errors: bootstrap" in str(boot)
 
 
@@ -371,7 +384,7 @@ def test_bootstrap_with_repeated_balancing_pools_roots(rng):
     df = simulate(rng, J=12, sizes=rng.integers(14, 18, 12))
     with pytest.warns(BalancingWarning):
         res = mlob_pp.mlob("y ~ x", df, "g", se="bootstrap", n_boot=200, n_balance=3,
-                           random_state=2)
+                           random_seed=2)
     t = res.summary_frame()
     assert np.isfinite(t.loc["beta_b", "std_error"])
     assert t.loc["beta_b", "ci_lower"] < t.loc["beta_b", "ci_upper"]
@@ -386,7 +399,7 @@ def test_se_argument_errors(rng):
         mlob_pp.mlob("y ~ x", df, "g", se="bootstrap", jackknife=True)
     with pytest.raises(ValueError, match=r"`n_boot` must be an integer >= 1; got 0"):
         mlob_pp.mlob("y ~ x", df, "g", se="bootstrap", n_boot=0)
-    res = mlob_pp.mlob("y ~ x", df, "g", se="jackknife", random_state=1)
+    res = mlob_pp.mlob("y ~ x", df, "g", se="jackknife", random_seed=1)
     assert res.se_method == "jackknife"
 
 

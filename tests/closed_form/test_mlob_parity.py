@@ -74,11 +74,11 @@ def test_parity_with_r(name, fname, vname):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with pytest.raises(ValueError, match="exceeds the `balancing_limit`"):
-                mlob_pp.mlob(fit["formula"], df, ref["group"], random_state=rs, **kwargs)
+                mlob_pp.mlob(fit["formula"], df, ref["group"], random_seed=rs, **kwargs)
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = mlob_pp.mlob(fit["formula"], df, ref["group"], random_state=rs, **kwargs)
+        res = mlob_pp.mlob(fit["formula"], df, ref["group"], random_seed=rs, **kwargs)
     J = res.n_groups
     for table, key in (("mlob", "regularized"), ("ml", "ML")):
         t = res.summary_frame(table)
