@@ -43,7 +43,8 @@ import numpy as np
 
 from mlob_pp.ml.likelihood import Moments, SuffStats
 
-__all__ = ["Spec", "shared_spec", "level_specific_spec", "moment_start"]
+__all__ = ["Spec", "shared_spec", "level_specific_spec", "moment_start", "moment_shared_spec",
+           "moment_shared_start", "start_values"]
 
 
 @dataclass(frozen=True)
@@ -215,3 +216,51 @@ def start_values(spec_kind: str, stats: SuffStats, k: int, between_covariates: b
     vw = [sw[1 + a, 1 + b] for a, b in _vech_index(m_w)]
     vb = [sbb[1 + a, 1 + b] for a, b in _vech_index(m_b)]
     return np.array([*bw, s2, *vw, alpha, *bb, t2, *mean[1:], *vb])
+
+
+def moment_shared_spec(cov_names: tuple[str, ...]) -> Spec:
+    """Shared-slope model in its moment coordinates (the parametrisation :func:`fit_ml` fits).
+
+    Parameters, in order: ``gamma_<term>`` (k), the mean of ``z = (Y - C'gamma, X)`` (``m_z,
+    m_x``), its within covariance ``S[z,z], S[z,x], S[x,x]`` and between covariance ``B[z,z],
+    B[z,x], B[x,x]``. The model is just-identified in these, and they stay well conditioned
+    where a between variance is near zero (where ``beta_b = B[z,x]/B[x,x]`` is not); the
+    structural parameters follow by :func:`mlob_pp.ml.labels.shared_labels`.
+    """
+    k = len(cov_names)
+    names = (*(f"gamma_{c}" for c in cov_names), "m_z", "m_x", "S[z,z]", "S[z,x]", "S[x,x]",
+             "B[z,z]", "B[z,x]", "B[x,x]")
+
+    def implied(t: np.ndarray) -> Moments:
+        a = np.zeros((2, 2 + k))
+        a[0, 0] = a[1, 1] = 1.0
+        a[0, 2:] = -t[:k]
+        return Moments(a, t[k : k + 2].copy(), _sym(t[k + 2 : k + 5], 2), _sym(t[k + 5 :], 2))
+
+    return Spec(names=names, implied=implied, variances={},
+                exogenous=(k + 1, k + 4, k + 7), q=2)
+
+
+def moment_shared_start(stats: SuffStats, k: int) -> np.ndarray:
+    """Start values in the coordinates of :func:`moment_shared_spec` (ANOVA moments of z).
+
+    The between covariance is the ANOVA estimate itself (it may be indefinite, as the ML
+    estimate may) unless a group-size class would then have a covariance that is not positive
+    definite; then it is the positive definite version of :func:`moment_start`.
+    """
+    mean, sw, sb = moment_start(stats)
+    n_groups = stats.n_groups
+    cov_means = stats.mean_outer.sum(axis=0) / n_groups - np.outer(mean, mean)
+    n_harm = n_groups / np.sum(stats.counts / stats.sizes)
+    sb_raw = cov_means - sw / n_harm
+    gam = _regress(sw)[0][1:]
+    a = np.zeros((2, 2 + k))
+    a[0, 0] = a[1, 1] = 1.0
+    a[0, 2:] = -gam
+    s = a @ sw @ a.T
+    b = a @ sb_raw @ a.T
+    v = s[None] + stats.sizes[:, None, None] * b[None]
+    if not np.all(np.linalg.eigvalsh(v) > 0):
+        b = a @ sb @ a.T
+    m = a @ mean
+    return np.array([*gam, *m, s[0, 0], s[0, 1], s[1, 1], b[0, 0], b[0, 1], b[1, 1]])
