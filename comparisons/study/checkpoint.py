@@ -99,7 +99,8 @@ def save_chunk(directory: Path, res: Mapping[str, Any], identity: Mapping[str, A
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    with np.load(path, allow_pickle=False) as f:
+    # open the file here: np.load leaks its own handle when the archive is truncated
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
         identity = json.loads(str(f["identity"][()]))
         results: dict[str, dict[str, np.ndarray]] = {}
         seconds: dict[str, float] = {}
