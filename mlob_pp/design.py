@@ -12,8 +12,10 @@ largest.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "RTOL",
@@ -24,6 +26,10 @@ __all__ = [
     "check_within_variation",
     "constant_within_groups",
     "check_full_rank",
+    "check_frame",
+    "column_values",
+    "group_index",
+    "between_rank",
 ]
 
 #: relative tolerance for "no variation" decisions
@@ -136,3 +142,96 @@ def check_full_rank(matrix: np.ndarray, names: Sequence[str], *, argument: str =
         f"`{argument}`: the terms {shown} are collinear (linearly dependent after centring); "
         "drop or combine them"
     )
+
+
+def check_frame(data: Any, argument: str = "data") -> pd.DataFrame:
+    """Return `data` if it is a non-empty pandas DataFrame with unique string-like columns.
+
+    Raises ``TypeError`` for another type and ``ValueError`` for an empty frame, a MultiIndex
+    or duplicated column names.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"`{argument}` must be a pandas DataFrame; got {type(data).__name__}")
+    if data.shape[0] == 0:
+        raise ValueError(f"`{argument}` is empty (0 rows)")
+    if isinstance(data.columns, pd.MultiIndex):
+        raise ValueError(f"`{argument}` must have flat column names; got a MultiIndex")
+    if data.columns.has_duplicates:
+        dup = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
+        raise ValueError(f"`{argument}` has duplicated column names: {', '.join(dup)}")
+    return data
+
+
+def column_values(data: pd.DataFrame, name: Any, argument: str, *,
+                  numeric: bool) -> np.ndarray:
+    """Return the values of column `name` (float if `numeric`), checked for presence and NaN.
+
+    Raises ``TypeError`` if `name` is not a string or a numeric column is not numeric (booleans
+    are not), ``ValueError`` if the column is missing or has missing or infinite values.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"`{argument}` must be the name of a column (a string); got {name!r}")
+    if name not in data.columns:
+        cols = ", ".join(repr(str(c)) for c in data.columns[:12])
+        raise ValueError(f"`{argument}` column {name!r} is not in data; available columns: {cols}")
+    col = data[name]
+    n_missing = int(col.isna().sum())
+    if n_missing:
+        raise ValueError(
+            f"`{argument}` column {name!r} has {n_missing} missing values; drop those rows first "
+            "(e.g. data.dropna(subset=[...]))"
+        )
+    if not numeric:
+        return col.to_numpy()
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        raise TypeError(f"`{argument}` column {name!r} must be numeric; got dtype {col.dtype}")
+    values = col.to_numpy(dtype=float)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"`{argument}` column {name!r} has non-finite values (inf)")
+    return values
+
+
+def group_index(labels: np.ndarray, name: str, *, min_groups: int = 2,
+                argument: str = "group") -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(codes, labels)``: each row's group index (sorted labels where orderable).
+
+    Raises ``ValueError`` if there are fewer than `min_groups` groups or every group has one row
+    (no within-group information).
+    """
+    try:
+        codes, uniques = pd.factorize(labels, sort=True)
+    except TypeError:  # mixed, unorderable labels: order of first appearance
+        codes, uniques = pd.factorize(labels, sort=False)
+    if uniques.shape[0] < min_groups:
+        raise ValueError(
+            f"`{argument}` column {name!r} must have at least {min_groups} distinct groups; got "
+            f"{uniques.shape[0]}"
+        )
+    if np.bincount(codes).max() < 2:
+        raise ValueError(
+            f"`{argument}` column {name!r} has one row per group; the within-group variance "
+            "needs at least one group with 2 or more rows"
+        )
+    return codes.astype(np.intp), np.asarray(uniques)
+
+
+def between_rank(matrix: np.ndarray, codes: np.ndarray, n_groups: int, *,
+                 rtol: float = RANK_RTOL) -> int:
+    """Return the rank of the group means of the columns of `matrix` (between-group terms).
+
+    The number of groups minus this rank is the between-group residual degrees of freedom left
+    to estimate a between-group variance. Columns whose group means are all 0 up to rounding
+    (group-mean centred columns) carry no between-group information and are skipped; the others
+    are scaled to unit maximum, so the rank does not depend on units.
+    """
+    m = np.asarray(matrix, dtype=float)
+    counts = np.bincount(codes, minlength=n_groups).astype(float)
+    means = np.column_stack([np.bincount(codes, weights=m[:, k], minlength=n_groups) / counts
+                             for k in range(m.shape[1])])
+    col_scale = np.max(np.abs(m), axis=0)
+    keep = np.max(np.abs(means), axis=0) > RTOL * col_scale  # within-group-only columns drop
+    means = means[:, keep] / np.max(np.abs(means[:, keep]), axis=0)
+    if means.shape[1] == 0:
+        return 0
+    s = np.linalg.svd(means, compute_uv=False)
+    return int(np.sum(s > max(rtol, np.finfo(float).eps * max(means.shape) * 10) * s[0]))
