@@ -57,6 +57,10 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp.seeds import as_generator, check_random_seed
+from mlob_pp.simulate import simulate_arrays
+from mlob_pp.validate import renamed_argument
+
 __all__ = [
     "PARAMETERS",
     "TALK_FACTORS",
@@ -334,8 +338,6 @@ def simulate_batch(
     y, x : numpy.ndarray, shape (B, J, n)
     covariates : numpy.ndarray, shape (B, J, n, 1)
     """
-    from mlob_pp.simulate import simulate_arrays
-
     icc, rho = float(params["icc_x"]), float(params["rho_c"])
     y, x, c, _ = simulate_arrays(
         (size,),
@@ -417,7 +419,7 @@ def simulate_replications(
 
 
 def simulate_dataset(
-    params: Mapping[str, Any] | None = None, *, random_state: Any = None, **kwargs: Any
+    params: Mapping[str, Any] | None = None, *, random_seed: Any = None, **kwargs: Any
 ):
     """One simulated data set as a long pandas DataFrame (columns Y, X, C, group).
 
@@ -426,8 +428,9 @@ def simulate_dataset(
     params : mapping, optional
         Parameters; missing ones are taken from `kwargs`, then from the talk's fixed values and
         ``icc_x=0.1, J=20, n=15, beta_b=0.5, beta_w=0.2``.
-    random_state : int, numpy.random.Generator or None
-        Seed or generator.
+    random_seed : None, int, numpy.random.Generator or numpy.random.SeedSequence
+        Seed (:mod:`mlob_pp.seeds`). The old name ``random_state`` still works for the 0.2
+        series, with a DeprecationWarning.
     **kwargs
         Parameter values (override `params`).
 
@@ -438,12 +441,12 @@ def simulate_dataset(
 
     Examples
     --------
-    >>> df = simulate_dataset(J=10, n=5, random_state=1)
+    >>> df = simulate_dataset(J=10, n=5, random_seed=1)
     >>> df.shape
     (50, 4)
     """
-    from mlob_pp.validate import as_generator
-
+    random_seed = renamed_argument("simulate_dataset", kwargs, "random_state", "random_seed",
+                                   random_seed)
     full: dict[str, Any] = {"icc_x": 0.1, "J": 20, "n": 15, "beta_b": 0.5, "beta_w": 0.2}
     full.update(TALK_FIXED)
     full.update(params or {})
@@ -454,7 +457,7 @@ def simulate_dataset(
             f"unknown design parameter(s) {sorted(unknown)}; allowed: {', '.join(PARAMETERS)}"
         )
     full = {p: _check_param(p, full[p]) for p in PARAMETERS}
-    rng = as_generator(random_state)
+    rng = as_generator(check_random_seed(random_seed, r_allowed=False))
     y, x, c = simulate_batch(full, 1, rng)
     return frame_from_arrays(y[0], x[0], c[0], attrs=full)
 

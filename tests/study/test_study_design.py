@@ -144,16 +144,40 @@ def test_dgp_moments_match_the_model():
 
 
 def test_simulate_dataset_frame():
-    df = simulate_dataset(J=6, n=4, random_state=1)
+    df = simulate_dataset(J=6, n=4, random_seed=1)
     assert list(df.columns) == ["Y", "X", "C", "group"]
     assert df.shape == (24, 4)
     assert df["group"].tolist() == sorted(df["group"].tolist())
     assert df.attrs["J"] == 6 and df.attrs["gamma"] == 0.3
-    again = simulate_dataset({"J": 6, "n": 4}, random_state=1)
+    again = simulate_dataset({"J": 6, "n": 4}, random_seed=np.random.default_rng(1))
     assert df.equals(again)
+    with pytest.warns(DeprecationWarning, match="`random_state` is deprecated .* `random_seed`"):
+        old = simulate_dataset({"J": 6, "n": 4}, random_state=1)
+    assert df.equals(old)
+    with pytest.raises(TypeError, match="`random_seed` cannot be mlob_pp.RRandom here"):
+        from mlob_pp import RRandom
+
+        simulate_dataset(random_seed=RRandom(1))
     with pytest.raises(ValueError, match=r"unknown design parameter\(s\) \['foo'\]"):
         simulate_dataset(foo=1)
 
 
 def test_talk_factor_constant_is_the_issue_design():
     assert np.prod([len(v) for v in TALK_FACTORS.values()]) == 540
+
+
+def test_simulate_batch_is_the_shared_generator_with_its_stream():
+    # the study draws through mlob_pp.simulate.simulate_arrays, in its documented order
+    from mlob_pp.simulate import simulate_arrays
+
+    y, x, c = simulate_batch(CELL, 3, np.random.default_rng(5))
+    y2, x2, c2, _ = simulate_arrays(
+        (3,), 10, 5, np.random.default_rng(5), beta_b=0.6, beta_w=0.2, tau2_x=0.3,
+        sigma2_x=0.7, tau2=0.1, sigma2=0.6, gamma=[0.3], phi_w=[0.4], phi_b=[0.4],
+        s_c=[np.sqrt(1 - 0.16)])
+    for a, b in ((y, y2), (x, x2), (c, c2)):
+        np.testing.assert_array_equal(a, b)
+    # the stream of the study's stored results (before the move to simulate_arrays: the same
+    # draws to 4e-16, checked against the former comparisons/simulate.py)
+    assert y[0, 0, 0] == pytest.approx(0.3937634779570345, rel=1e-12)
+    assert x[2, 9, 4] == pytest.approx(-0.2517898304365027, rel=1e-12)
