@@ -56,24 +56,46 @@ def _x_limits(table: pd.DataFrame) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _legend_handles(table: pd.DataFrame, colours: dict[str, Any], conf_level: float, unbounded):
+def _legends(fig: Any, table: pd.DataFrame, colours: dict, conf_level: float, unbounded: bool):
+    """Estimators above the axes, what dots, lines and arrows mean below: never over data."""
     from matplotlib.lines import Line2D
 
     handles = [
         Line2D([], [], color=c, marker="o", linewidth=2, label=name) for name, c in colours.items()
     ]
+    fig.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncols=min(len(handles), 5),
+        frameon=False,
+        handlelength=1.6,
+    )
     point = "dot: estimate" + (
         " (posterior mean for MCMC)" if (table["interval"] == "eti").any() else ""
     )
     kinds = [_INTERVAL_WORDS.get(k, str(k)) for k in dict.fromkeys(table["interval"].dropna())]
-    line = f"line: {100 * conf_level:g}% interval ({', '.join(kinds)})"
-    handles.append(Line2D([], [], color="none", label=point))
-    handles.append(Line2D([], [], color="none", label=line))
+    keys = [
+        Line2D([], [], color="0.3", marker="o", linestyle="none", label=point),
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            linewidth=2,
+            label=f"line: {100 * conf_level:g}% interval ({', '.join(kinds)})",
+        ),
+    ]
     if unbounded:
-        handles.append(
+        keys.append(
             Line2D([], [], color="0.3", marker=">", linestyle="none", label="arrow: unbounded")
         )
-    return handles
+    fig.legend(
+        handles=keys,
+        loc="outside lower center",
+        ncols=1,
+        frameon=False,
+        handlelength=1.6,
+        fontsize="small",
+    )
 
 
 def plot_compare(
@@ -90,8 +112,8 @@ def plot_compare(
     Every dot and line is a number of :func:`~mlob_pp.comparisons.compare`: the estimate
     (posterior mean for MCMC) and the interval at `conf_level` (the estimator's own interval;
     equal-tailed for MCMC), so plot and table agree to the printed digits. A dashed line marks
-    zero; the legend (outside the axes, so it never covers data) names the estimators and says
-    what dots and lines are; an unbounded interval ends in an arrow at the edge.
+    zero; the legends (outside the axes, so they never cover data) name the estimators (above)
+    and say what dots and lines are (below); an unbounded interval ends in an arrow at the edge.
 
     Parameters
     ----------
@@ -188,13 +210,7 @@ def plot_compare(
     ax.tick_params(axis="y", length=0)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    fig.legend(
-        handles=_legend_handles(table, colours, conf_level, unbounded),
-        loc="outside right upper",
-        title="estimator",
-        frameon=False,
-        handlelength=1.6,
-    )
+    _legends(fig, table, colours, conf_level, unbounded)
     if title:
         ax.set_title(title, loc="left", fontsize=10)
     fig.compare_table = table

@@ -257,7 +257,11 @@ def compare(
     if names is None:
         names = available
     else:
-        missing = [v for v in names if v not in available]
+        known = set(available)
+        for dt in named.values():
+            if has_posterior(dt):
+                known |= {str(v) for v in dt["posterior"].data_vars}  # group effects too
+        missing = [v for v in names if v not in known]
         if missing:
             raise ValueError(
                 f"`var_names` entries {missing} are in none of the results; available: {available}"

@@ -1,33 +1,15 @@
-"""Side-by-side table, sample-shape matching and forest plot of common-format results."""
+"""Side-by-side table and forest plot of common-format results: they show the same numbers."""
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlob_pp.comparisons import compare, from_ml, from_mlob, from_pymc, plot_compare
-from mlob_pp.comparisons.compare import COLUMNS, match_sample_shape
-
-_spec = importlib.util.spec_from_file_location(
-    "_convert_standins", Path(__file__).with_name("test_convert.py")
-)
-_standins = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_standins)
-FakeMLOB, fake_ml, fake_idata = _standins.FakeMLOB, _standins.fake_ml, _standins.fake_idata
-
-
-@pytest.fixture
-def results():
-    return {
-        "mlob": from_mlob(FakeMLOB(), chains=4, draws=250, random_seed=0),
-        "ml_moments": from_mlob(FakeMLOB(), estimator="ml_moments", chains=4, draws=250),
-        "ml": from_ml(fake_ml(), chains=4, draws=250, random_seed=1),
-        "mcmc": from_pymc(fake_idata(chains=2, draws=100)),
-    }
+from mlob_pp.common_format import estimate_tree
+from mlob_pp.comparisons import compare, match_sample_shape, plot_compare
+from mlob_pp.comparisons.table import COLUMNS
+from mlob_pp.tables import wald_table
 
 
 def test_compare_shape_index_and_columns(results):
@@ -47,31 +29,46 @@ def test_compare_shape_index_and_columns(results):
     assert table.loc["beta_b"].index.tolist() == ["mlob", "ml_moments", "ml", "mcmc"]
     assert table.loc["beta_w"].index.tolist() == ["ml", "mcmc"]  # MLOB has no beta_w
     # 3 MLOB-table rows x 2 + 7 ML rows + 5 MCMC rows (beta_b, beta_w, 2 gammas, tau2)
-    assert table.shape == (6 + 7 + 5, 7)
+    assert table.shape == (6 + 7 + 5, len(COLUMNS))
     assert table.attrs["conf_level"] == 0.95
 
 
-def test_compare_values(results):
+def test_compare_reads_the_exact_estimates(results, standins):
     table = compare(results)
-    row = table.loc[("gamma_sxMale", "mlob")]
-    assert row["estimate"] == 1.32 and row["std_error"] == 0.45
-    assert row["ci_lower"] == pytest.approx(1.32 - 1.959964 * 0.45)
-    assert np.isnan(row[["r_hat", "ess_bulk", "ess_tail"]].astype(float)).all()
+    expected = standins.FakeMLOB().summary_frame("mlob")
+    for label in expected.index:
+        row = table.loc[(label, "mlob")]
+        for col in ("estimate", "std_error", "ci_lower", "ci_upper"):
+            assert row[col] == expected.loc[label, col]  # exact, not from draws
+        assert row["interval"] == "wald"
+        assert np.isnan(row[["r_hat", "ess_bulk", "ess_tail"]].astype(float)).all()
     mc = table.loc[("beta_b", "mcmc")]
     draws = results["mcmc"]["posterior"]["beta_b"].values
     assert mc["estimate"] == pytest.approx(draws.mean())
     assert mc["std_error"] == pytest.approx(draws.std(ddof=1))
     assert mc["ci_lower"] == pytest.approx(np.quantile(draws, 0.025))
+    assert mc["interval"] == "eti"
     assert 0.95 < mc["r_hat"] < 1.05 and mc["ess_bulk"] > 50 and mc["ess_tail"] > 50
 
 
-def test_compare_other_level_gives_wald_intervals(results):
+def test_compare_other_level_recomputes_only_wald_intervals(results):
     table = compare(results, var_names=["beta_b"], conf_level=0.9)
     row = table.loc[("beta_b", "mlob")]
     assert row["ci_upper"] == pytest.approx(3.9 + 1.644854 * 0.31, rel=1e-6)
     mc = table.loc[("beta_b", "mcmc")]
     draws = results["mcmc"]["posterior"]["beta_b"].values
     assert mc["ci_upper"] == pytest.approx(np.quantile(draws, 0.95))
+    frame = wald_table([0.5], [0.1], index=["beta_b"]).assign(ci_upper=np.inf)
+    boot = estimate_tree(
+        frame,
+        estimator="mlob",
+        conf_level=0.95,
+        interval_method="bootstrap_inversion",
+        se_method="bootstrap",
+    )
+    assert compare({"boot": boot}).loc[("beta_b", "boot"), "ci_upper"] == np.inf
+    with pytest.raises(ValueError, match=r"intervals are 'bootstrap_inversion', not Wald"):
+        compare({"boot": boot}, conf_level=0.9)
 
 
 def test_compare_var_names_order_and_list_input(results):
@@ -107,64 +104,143 @@ def test_compare_errors(results, args, kwargs, error, match):
         compare(*args, **kwargs)
 
 
-def test_match_sample_shape(results):
-    aligned = match_sample_shape(results)
-    for name, dt in aligned.items():
-        assert dict(dt["posterior"].sizes)["chain"] == 2, name
-        assert dict(dt["posterior"].sizes)["draw"] == 100, name
-    assert aligned["mcmc"] is results["mcmc"]
-    post = aligned["ml"]["posterior"]
-    assert post.attrs["resampled_from"] == "chain=4, draw=250"
-    # each resampled draw is an original joint draw: beta_c = beta_b - beta_w still holds
-    np.testing.assert_allclose(post["beta_c"], post["beta_b"] - post["beta_w"])
-    # the point estimates are untouched
-    assert aligned["ml"]["point_estimate"]["beta_b"].item() == 5.0
-    bigger = match_sample_shape(results, chains=4, draws=300)
-    assert dict(bigger["mcmc"]["posterior"].sizes)["draw"] == 300
-
-
-def test_plot_compare_writes_png_with_legend(results, tmp_path):
-    import matplotlib.pyplot as plt
-
-    path = tmp_path / "forest.png"
-    fig = plot_compare(results, path=path, title="stand-ins")
-    assert path.stat().st_size > 10_000
-    legends = [leg for ax in fig.axes for leg in [ax.get_legend()] if leg] + fig.legends
-    texts = {t.get_text() for leg in legends for t in leg.get_texts()}
-    assert texts == {"mlob", "ml_moments", "ml", "mcmc"}
-    plt.close(fig)
-
-
-def test_plot_compare_errors(results):
-    with pytest.raises(ValueError, match=r"`var_names` entries \['nope'\] are in no posterior"):
-        plot_compare(results, var_names=["nope"])
-
-
 def test_compare_table_is_a_dataframe_that_pivots(results):
     table = compare(results, var_names=["beta_b"])
     wide = table["estimate"].unstack("estimator")
     assert isinstance(wide, pd.DataFrame) and wide.shape == (1, 4)
 
 
-def test_compare_name_is_the_function_even_after_importing_the_module():
+def test_compare_is_the_function():
     import mlob_pp.comparisons
-    import mlob_pp.comparisons.compare  # noqa: F401  (binds the submodule name on import)
+    import mlob_pp.comparisons.table  # noqa: F401
     from mlob_pp.comparisons import compare as fn
 
     assert callable(fn) and fn.__name__ == "compare"
     assert mlob_pp.comparisons.compare is fn
 
 
-def test_compare_default_includes_other_parameters_but_not_group_effects(results):
+def test_compare_default_includes_other_parameters_but_not_group_effects(results, standins):
     import xarray as xr
 
-    extra = results["ml"].copy()
-    post = extra["posterior"].to_dataset()
-    extra["posterior"] = xr.DataTree(post.assign(reliability=post["tau2"] / 10))
-    point = extra["point_estimate"].to_dataset()
-    extra["point_estimate"] = xr.DataTree(
-        point.assign(reliability=point["tau2"] / 10), children=extra["point_estimate"].children
-    )
-    table = compare({"ml": extra, "mcmc": results["mcmc"]})
+    from mlob_pp.comparisons import from_ml
+
+    ml = standins.fake_ml()
+    ml.coef["reliability"], ml.se["reliability"] = 0.25, 0.05
+    mc = results["mcmc"].copy()
+    post = mc["posterior"].to_dataset()
+    mc["posterior"] = xr.DataTree(post.assign(reliability=post["tau2"] / 10))
+    table = compare({"ml": from_ml(ml), "mcmc": mc})
     params = list(dict.fromkeys(table.index.get_level_values("parameter")))
     assert params[-1] == "reliability" and not any(p.startswith("u") for p in params)
+
+
+def test_match_sample_shape(results, standins):
+    from mlob_pp.comparisons import from_pymc
+
+    results = {**results, "short": from_pymc(standins.fake_idata(chains=1, draws=50, seed=2))}
+    aligned = match_sample_shape(results)
+    assert aligned["mcmc"] is results["mcmc"] and aligned["mlob"] is results["mlob"]
+    post = aligned["short"]["posterior"]
+    assert dict(post.sizes)["chain"] == 2 and dict(post.sizes)["draw"] == 100
+    assert post.attrs["resampled_from"] == "chain=1, draw=50"
+    original = set(results["short"]["posterior"]["beta_b"].values.ravel())
+    assert set(post["beta_b"].values.ravel()) <= original  # resampled joint draws
+
+
+# ------------------------------------------------------------------------ the plot
+
+
+def _plotted(fig) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    out: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for line in fig.axes[0].lines:
+        gid = line.get_gid()
+        if gid:
+            param, est, kind = gid.split("|")
+            out.setdefault((param, est), {})[kind] = np.asarray(line.get_xdata(), float)
+    return out
+
+
+def test_plot_and_table_show_the_same_numbers(results, tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig = plot_compare(results, path=tmp_path / "forest.png")
+    table = compare(results, var_names=["beta_b", "beta_w", "beta_c", "gamma"])
+    plotted = _plotted(fig)
+    assert set(plotted) == set(table.index)
+    for key, row in table.iterrows():
+        shown = plotted[key]
+        # to the printed digits (3 decimals), for every estimator
+        assert round(float(shown["estimate"][0]), 3) == round(row["estimate"], 3), key
+        assert np.round(shown["interval"], 3).tolist() == [
+            round(row["ci_lower"], 3),
+            round(row["ci_upper"], 3),
+        ], key
+    pd.testing.assert_frame_equal(fig.compare_table, table)
+    plt.close(fig)
+
+
+def test_plot_has_axis_label_zero_line_and_explaining_legend(results, tmp_path):
+    import matplotlib.pyplot as plt
+
+    path = tmp_path / "forest.png"
+    fig = plot_compare(results, path=path, title="stand-ins")
+    assert path.stat().st_size > 10_000
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "estimate and 95% interval"
+    assert any(
+        np.allclose(line.get_xdata(), 0.0) and line.get_linestyle() == "--" for line in ax.lines
+    )
+    names, keys = fig.legends
+    assert [t.get_text() for t in names.get_texts()] == ["mlob", "ml_moments", "ml", "mcmc"]
+    texts = [t.get_text() for t in keys.get_texts()]
+    assert texts == [
+        "dot: estimate (posterior mean for MCMC)",
+        "line: 95% interval (Wald, equal-tailed posterior)",
+    ]
+    # the legends are outside the axes (above and below): they cannot cover data
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    assert names.get_window_extent(renderer).y0 >= box.y1
+    assert keys.get_window_extent(renderer).y1 <= box.y0
+    # y tick labels are the parameters (no empty label columns)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["beta_b", "beta_w", "beta_c", "gamma_minrtyYes", "gamma_sxMale"]
+    plt.close(fig)
+
+
+def test_plot_marks_unbounded_intervals():
+    import matplotlib.pyplot as plt
+
+    frame = wald_table([0.5, 0.2], [0.1, 0.1], index=["beta_b", "gamma_c"])
+    frame.loc["beta_b", "ci_upper"] = np.inf
+    boot = estimate_tree(
+        frame,
+        estimator="mlob",
+        conf_level=0.95,
+        interval_method="bootstrap_inversion",
+        se_method="bootstrap",
+    )
+    fig = plot_compare({"mlob": boot})
+    plotted = _plotted(fig)
+    assert "unbounded" in plotted[("beta_b", "mlob")]
+    assert plotted[("beta_b", "mlob")]["unbounded"][0] == fig.axes[0].get_xlim()[1]
+    texts = [t.get_text() for t in fig.legends[1].get_texts()]
+    assert "arrow: unbounded" in texts
+    assert "line: 95% interval (bootstrap test-inversion)" in texts
+    plt.close(fig)
+
+
+def test_plot_compare_errors(results):
+    with pytest.raises(ValueError, match=r"`var_names` entries \['nope'\] are in none"):
+        plot_compare(results, var_names=["nope"])
+    frame = wald_table([1.0], [0.1], index=["tau2"])
+    only_var = estimate_tree(
+        frame,
+        estimator="ml",
+        conf_level=0.95,
+        interval_method="wald",
+        se_method="observed_information",
+    )
+    with pytest.raises(ValueError, match=r"no regression coefficients to plot; pass `var_names`"):
+        plot_compare({"ml": only_var})
