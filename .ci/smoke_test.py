@@ -17,12 +17,14 @@ OPTIONAL = ("pymc", "pytensor", "nutpie", "jax", "blackjax", "numpyro", "distrib
 
 
 def check(cond, what):
+    """Print ok, or stop with the failed check."""
     if not cond:
         raise SystemExit(f"SMOKE TEST FAILED: {what}")
     print(f"ok  {what}")
 
 
 def wheel_contents(wheel: Path) -> None:
+    """License, classifiers, data files and subpackages inside the wheel."""
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
@@ -38,6 +40,7 @@ def wheel_contents(wheel: Path) -> None:
 
 
 def installed_base_only() -> None:
+    """The installed wheel is imported, with no optional dependency present."""
     import mlob_pp
 
     here = Path(mlob_pp.__file__).resolve()
@@ -49,6 +52,7 @@ def installed_base_only() -> None:
 
 
 def base_api() -> None:
+    """Bundled data, mlob, fit_ml, null_model, the common format, fit_mcmc's message."""
     import numpy as np
 
     import mlob_pp
@@ -91,6 +95,7 @@ def base_api() -> None:
 
 
 def cli() -> None:
+    """`mlob-pp fit` on the bundled PASSNYC data."""
     exe = Path(sys.executable).with_name("mlob-pp")
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run([str(exe), "fit"], capture_output=True, text=True, cwd=tmp,
