@@ -40,7 +40,7 @@ def wheel_contents(wheel: Path) -> None:
 
 
 def installed_base_only() -> None:
-    """The installed wheel is imported, with no optional dependency present."""
+    """Check that the installed wheel is imported and no optional dependency is present."""
     import mlob_pp
 
     here = Path(mlob_pp.__file__).resolve()
