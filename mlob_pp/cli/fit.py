@@ -1,83 +1,97 @@
 """``mlob-pp fit``: a closed-form MLOB fit of a CSV file or a bundled data set.
 
-With no arguments it repeats the MLOB talk's application on the bundled PASSNYC data:
-``math ~ ENI + ELA + ENI:ELA`` grouped by ``District``, balancing limit 0.35, seed 2025.
+Prints R MultiLevelOptimalBayes' summary layout on stdout; what balancing did (and how much
+beta_b moves across random balancings) and any warnings go to stderr. ``--out FILE`` also writes
+the table (``.csv``: the estimate table; any other suffix: the printed summary).
+
+With no arguments it fits ``mAch ~ ses + minrty + sx`` by ``school`` on the bundled HSB data;
+``--dataset passnyc`` repeats the MLOB talk's application (``math ~ ENI + ELA + ENI:ELA`` by
+``District``). The options and defaults are those of ``mlob-pp compare``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
+from pathlib import Path
 
-DEFAULT_FORMULA = "math ~ ENI + ELA + ENI:ELA"
-DEFAULT_GROUP = "District"
-DEFAULT_SEED = 2025
+from mlob_pp.cli.options import (
+    UsageError,
+    add_common_arguments,
+    balancing_lines,
+    check_common,
+    fit_mlob,
+    load_data,
+    run_guarded,
+    summary_text,
+)
+
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``fit`` options to `parser`."""
-    parser.add_argument("data", nargs="?", help="CSV file (default: the bundled PASSNYC data)")
-    parser.add_argument("--dataset", help="bundled data set instead of a CSV: hsb, saeb, passnyc")
+    """Add the ``fit`` options (the shared ones, see :mod:`mlob_pp.cli.options`) to `parser`."""
     parser.add_argument(
-        "--formula", help=f"model formula (default with PASSNYC: {DEFAULT_FORMULA!r})"
+        "csv", nargs="?", default=None, metavar="CSV", help="CSV file (same as --data CSV)"
     )
-    parser.add_argument("--group", help="grouping column (default with PASSNYC: District)")
-    parser.add_argument("--balancing-limit", type=float, default=None,
-                        help="largest share of rows/groups balancing may delete "
-                             "(default 0.2; 0.35 for the PASSNYC default run)")
-    parser.add_argument("--conf-level", type=float, default=0.95,
-                        help="confidence level of the intervals (default 0.95)")
-    parser.add_argument("--jackknife", action="store_true", help="jackknife SEs as in R")
-    parser.add_argument("--punish-coeff", type=float, default=2.0)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help=f"seed of the balancing deletions (default {DEFAULT_SEED})")
-    parser.add_argument("--r-seed", type=int, default=None,
-                        help="reproduce R's set.seed(R_SEED) draws instead of --seed")
-    parser.add_argument("--mode", choices=("r", "stable"), default="r")
-    parser.add_argument("--n-balance", type=int, default=1,
-                        help="average over this many random balancings (Rubin's rules)")
-    parser.add_argument("--missing", choices=("raise", "drop"), default="raise")
+    add_common_arguments(
+        parser,
+        out_help="also write the table to this file: .csv gives the estimate table (estimate, "
+        "std_error, ci_lower, ci_upper, z, p_value), any other suffix the printed summary "
+        "(default: print only)",
+    )
+    parser.epilog = (
+        "examples: mlob-pp fit   (bundled HSB data);  mlob-pp fit --dataset passnyc;  "
+        "mlob-pp fit --data my.csv --formula 'y ~ x + c' --group school --se bootstrap "
+        "--out table.csv"
+    )
+
+
+def _out_path(out: str | None) -> Path | None:
+    if out is None:
+        return None
+    path = Path(out)
+    if path.is_dir():
+        raise UsageError(f"--out {out!r} is a directory; give a file name such as table.csv")
+    if path.parent != Path() and path.parent.exists() and not path.parent.is_dir():
+        raise UsageError(f"--out {out!r}: {str(path.parent)!r} is a file, not a directory")
+    return path
+
+
+def _table(res) -> object:
+    for name in ("to_frame", "summary_frame"):
+        method = getattr(res, name, None)
+        if callable(method):
+            return method()
+    raise TypeError("the MLOB result has no table")  # pragma: no cover
+
+
+def _fit(args: argparse.Namespace) -> int:
+    if args.csv is not None:
+        if args.data is not None or args.dataset is not None:
+            raise UsageError("give the CSV file once: as CSV or --data, and not with --dataset")
+        args.data = args.csv
+    check_common(args)
+    out = _out_path(args.out)
+    data, label, formula, group = load_data(args)
+    res, notes = fit_mlob(args, data, formula, group)
+    print(f"# data: {label}; {len(data)} rows", file=sys.stderr)
+    for line in balancing_lines(res, args, data, formula, group):
+        print(f"# {line}", file=sys.stderr)
+    for note in notes:
+        print(f"# warning: {note}", file=sys.stderr)
+    text = summary_text(res)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".csv":
+            _table(res).to_csv(out)
+        else:
+            out.write_text(text + "\n")
+        print(f"# wrote {out}", file=sys.stderr)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fit and print R's summary layout; return the exit status."""
-    import pandas as pd
-
-    import mlob_pp
-
-    try:
-        if args.data and args.dataset:
-            raise ValueError("give either a CSV file or --dataset, not both")
-        if args.data:
-            data = pd.read_csv(args.data)
-            source = args.data
-        else:
-            name = args.dataset or "passnyc"
-            data = mlob_pp.datasets.load(name)
-            source = f"bundled data set {name!r}"
-        default_run = not args.data and (args.dataset in (None, "passnyc"))
-        formula = args.formula or (DEFAULT_FORMULA if default_run else None)
-        group = args.group or (DEFAULT_GROUP if default_run else None)
-        if formula is None or group is None:
-            raise ValueError("--formula and --group are required for this data")
-        limit = args.balancing_limit
-        if limit is None:
-            limit = 0.35 if default_run and args.formula is None else 0.2
-        random_state = mlob_pp.RRandom(args.r_seed) if args.r_seed is not None else args.seed
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            res = mlob_pp.mlob(
-                formula, data, group, balancing_limit=limit, conf_level=args.conf_level,
-                jackknife=args.jackknife, punish_coeff=args.punish_coeff,
-                random_state=random_state, mode=args.mode, n_balance=args.n_balance,
-                missing=args.missing,
-            )
-    except (ValueError, TypeError, OSError) as exc:
-        print(f"mlob-pp fit: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"# data: {source}; {len(data)} rows", file=sys.stderr)
-    for w in caught:
-        print(f"# warning ({w.category.__name__}): {w.message}", file=sys.stderr)
-    res.summary()
-    return 0
+    """Fit and print R's summary layout; return the exit status (2 for a user error)."""
+    return run_guarded("fit", _fit, args)
