@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlob_pp.design import check_frame, check_within_variation, column_values, group_index
+
 __all__ = [
     "build_null_model",
     "build_contextual_model",
@@ -243,12 +245,11 @@ def sample_null_model(
     >>> idata = sample_null_model(mlob_pp.datasets.load("hsb"), "mAch", "school",
     ...                           draws=200, tune=200, random_seed=1)  # doctest: +SKIP
     """
-    from mlob_pp.variability.null import _check_column, _check_frame, _group_index
-
-    data = _check_frame(data)
-    y = _check_column(data, outcome, "outcome", numeric=True)
-    labels = _check_column(data, group, "group", numeric=False)
-    codes, uniques = _group_index(labels, group)
+    data = check_frame(data)
+    y = column_values(data, outcome, "outcome", numeric=True)
+    labels = column_values(data, group, "group", numeric=False)
+    codes, uniques = group_index(labels, group)
+    check_within_variation(y, codes, uniques.shape[0], outcome, role="outcome")
     model = build_null_model(y, codes, uniques)
     return _sample(
         model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
@@ -416,7 +417,7 @@ def compare_fits(fits: Mapping[str, Any], *, conf_level: float = 0.95) -> pd.Dat
                 f"`fits[{name!r}]` must be a variability result or a posterior DataTree; got "
                 f"{type(fit).__name__}"
             )
-        tables.append(t.assign(estimator=str(name)))
+        tables.append(t.rename_axis("parameter").assign(estimator=str(name)))
     out = pd.concat(tables)
     order = list(dict.fromkeys(out.index))
     out = out.reset_index().set_index(["parameter", "estimator"])

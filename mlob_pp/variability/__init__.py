@@ -28,14 +28,19 @@ With the observed group mean :math:`\beta_b` is biased towards :math:`\beta_w` w
 of :math:`X` are unreliable (Lüdtke et al. 2008); see :func:`mlob_pp.fit_ml`,
 :func:`mlob_pp.fit_mcmc` and :func:`mlob_pp.mlob` for the latent alternatives.
 
-The code lives in :mod:`mlob_pp.variability.null` (null model, input checks),
-:mod:`mlob_pp.variability.contextual` (contextual and means-as-outcomes models),
-:mod:`mlob_pp.variability.mixed` (the statsmodels fit and its checks),
+The code lives in :mod:`mlob_pp.variability.null` (null model),
+:mod:`mlob_pp.variability.contextual` (contextual model), :mod:`mlob_pp.variability.outcomes`
+(means-as-outcomes), :mod:`mlob_pp.variability.common` (shared checks, the identification rule),
+:mod:`mlob_pp.variability.mixed` (the fit and its checks),
+:mod:`mlob_pp.variability.sufficient` (the sufficient-statistics engine),
 :mod:`mlob_pp.variability.report` (summaries, plots, common format) and
 :mod:`mlob_pp.models.variability` (the PyMC counterparts).
 
-All models are fitted by statsmodels' MixedLM (REML by default, ML on request) through
-:func:`mlob_pp.variability.mixed.fit_mixed`, which chooses and checks the optimizer.
+Every entry point takes ``(formula, data, group=None, *, ..., conf_level=0.95)``; the group may
+be written lme4-style in the formula (``"y ~ 1 + (1 | school)"``). Random-intercept models are
+fitted (REML by default, ML on request) from closed-form sufficient statistics (10^6 rows in
+seconds); random-slope models by statsmodels' MixedLM, started from the optimum of the same
+sufficient-statistics criterion (see :func:`mlob_pp.variability.mixed.fit_mixed`).
 
 References
 ----------
@@ -48,15 +53,11 @@ https://doi.org/10.1037/a0012869
 
 from __future__ import annotations
 
-from mlob_pp.variability.contextual import (
-    ContextualResult,
-    MeansAsOutcomesResult,
-    contextual_model,
-    means_as_outcomes,
-)
-from mlob_pp.variability.mixed import SingularFitWarning
+from mlob_pp.variability.contextual import ContextualResult, contextual_model
 from mlob_pp.variability.null import NullModelResult, null_model
+from mlob_pp.variability.outcomes import MeansAsOutcomesResult, means_as_outcomes
 from mlob_pp.variability.report import Estimate, MixedSummary
+from mlob_pp.warnings import SingularFitWarning
 
 __all__ = [
     "null_model",

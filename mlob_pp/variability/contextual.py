@@ -31,31 +31,40 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlob_pp.validate import check_bool, check_probability
-from mlob_pp.variability.mixed import FitCriteria, MixedFit, fit_mixed
-from mlob_pp.variability.null import (
-    NullModelResult,
-    _check_column,
-    _check_frame,
-    _check_variation,
-    _method,
-    _size_line,
-    _variance_se,
-    _warn_singular,
-    null_model,
+from mlob_pp.design import (
+    check_frame,
+    check_full_rank,
+    column_values,
+    constant_within_groups,
+    has_variation,
 )
-from mlob_pp.variability.report import Estimate, MixedSummary, coef_table, to_datatree
+from mlob_pp.formula.groups import resolve_group
+from mlob_pp.results import EstimatorResult
+from mlob_pp.tables import wald_table
+from mlob_pp.validate import check_bool, check_probability
+from mlob_pp.variability.common import (
+    check_between_df,
+    check_outcome_variation,
+    old_positional_call,
+    reml_flag,
+    size_line,
+    variance_table,
+    warn_singular,
+)
+from mlob_pp.variability.mixed import FitCriteria, MixedFit, fit_mixed
+from mlob_pp.variability.report import Estimate, MixedSummary, variability_tree
 
 __all__ = [
     "contextual_model",
-    "means_as_outcomes",
     "ContextualResult",
-    "MeansAsOutcomesResult",
+    "MixedResult",
+    "result_fields",
+    "check_group_level",
 ]
 
 
-@dataclass(frozen=True)
-class _MixedResult(FitCriteria):
+@dataclass(frozen=True, repr=False)
+class MixedResult(FitCriteria, EstimatorResult):
     """Common part of the results of models with predictors (see the subclasses)."""
 
     formula: str
@@ -85,6 +94,42 @@ class _MixedResult(FitCriteria):
         r"""Residual (conditional) ICC :math:`\tau_{00}/(\tau_{00} + \sigma^2)`."""
         return self.tau2 / (self.tau2 + self.sigma2)
 
+    @property
+    def n_obs(self) -> int:
+        """Number of rows used."""
+        return int(self.group_sizes.sum())
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups."""
+        return int(self.group_sizes.shape[0])
+
+    @property
+    def boundary(self) -> tuple[str, ...]:
+        """Variance parameters on the boundary (a singular G), e.g. ``("tau2",)``, or ()."""
+        if not self.fit.singular:
+            return ()
+        names = list(self.cov_re.index)
+        g = np.diag(self.cov_re.to_numpy())
+        zero = [("tau2" if k == 0 else f"tau2_{names[k]}") for k in range(g.size)
+                if g[k] <= 1e-6 * self.sigma2]
+        return tuple(zero) if zero else ("G (correlation +-1)",)
+
+    def _variances(self) -> pd.DataFrame:
+        return variance_table(self.fit, list(self.cov_re.index), self.conf_level)
+
+    def table(self) -> pd.DataFrame:
+        """Alias of :meth:`to_frame` (the name before 0.2)."""
+        return self.to_frame()
+
+    def _tree(self, model: str, extra: dict[str, Any]) -> Any:
+        return variability_tree(
+            self.to_frame(), estimator=self.estimator, conf_level=self.conf_level,
+            attrs={"model": model, "method": self.method, "formula": self.formula,
+                   "group": self.group, "n_obs": self.n_obs, "n_groups": self.n_groups,
+                   "loglik": self.llf, "boundary": ",".join(self.boundary), **extra},
+        )
+
 
     def _estimate(self, name: str) -> Estimate:
         row = self.fixed.loc[name]
@@ -107,7 +152,7 @@ class _MixedResult(FitCriteria):
         return MixedSummary(
             title=f"{title} fit by {self.method.upper()}",
             model=f"{self.formula} + ({terms} | {self.group})",
-            sizes=_size_line(self.group_sizes.to_numpy(), self.group),
+            sizes=size_line(self.group_sizes.to_numpy(), self.group),
             fixed=fixed,
             random=self._random_frame(),
             notes=tuple(notes),
@@ -115,8 +160,8 @@ class _MixedResult(FitCriteria):
         )
 
 
-@dataclass(frozen=True)
-class ContextualResult(_MixedResult):
+@dataclass(frozen=True, repr=False)
+class ContextualResult(MixedResult):
     r"""Contextual model of :func:`contextual_model` (observed group mean of the target X).
 
     Attributes
@@ -190,35 +235,29 @@ class ContextualResult(_MixedResult):
         g.index.name = "term"
         return g
 
-    def table(self) -> pd.DataFrame:
-        """Return fixed effects, ``beta_c``, ``tau2``, ``sigma2``, ``icc`` in the common format."""
+    @property
+    def estimator(self) -> str:  # type: ignore[override]
+        """``"manifest_reml"`` or ``"manifest_ml"`` (observed group means, not latent)."""
+        return f"manifest_{self.method}"
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return fixed effects, ``beta_c``, variance parameters, ``sigma2``, ``icc``.
+
+        Index (name ``term``): ``alpha, beta_w, beta_b, gamma_<term>..., beta_c, tau2``, with a
+        random slope ``tau01`` (intercept-slope covariance) and ``tau2_<X>_within``, then
+        ``sigma2, icc``. Fixed-effect SEs are GLS, variance SEs from the observed information
+        (NaN on the boundary); Wald intervals.
+        """
         bc = self.beta_c
-        extra = coef_table(
-            ["beta_c", "tau2", "sigma2", "icc"],
-            [float(bc), self.tau2, self.sigma2, self.icc],
-            [bc.std_error, *_variance_se(self.fit)],
-            self.conf_level,
-        )
-        return pd.concat([self.fixed, extra])
+        extra = wald_table([float(bc)], [bc.std_error], conf_level=self.conf_level,
+                           index=["beta_c"])
+        return pd.concat([self.fixed, extra, self._variances()])
 
-    def to_datatree(
-        self, *, chains: int = 4, draws: int = 1000, random_seed: Any = None
-    ) -> Any:
-        """Return the fit in the common ``DataTree`` format (see :mod:`mlob_pp.comparisons`).
+    def to_datatree(self) -> Any:
+        """Return the fit in the common format (an ``estimate`` group; no posterior draws).
 
-        Variables ``beta_b, beta_w, beta_c, gamma`` (dim ``term``), ``alpha``, ``tau2``,
-        ``sigma2`` and ``icc`` (cross-level terms are ``gamma`` terms ``<X>_within:<W>``);
-        ``posterior`` holds draws from N(estimate, GLS covariance) for the fixed effects (so
-        ``beta_c`` keeps its correlation) and independent normal draws for the variances.
         ``attrs["estimator"]`` is ``"manifest_reml"`` or ``"manifest_ml"``: the observed group
         mean model, not the latent covariate model of the ``"ml"`` estimator.
-
-        Parameters
-        ----------
-        chains, draws : int
-            Shape of the normal-approximation draws.
-        random_seed : int or numpy.random.Generator, optional
-            Seed of the draws.
 
         Returns
         -------
@@ -227,27 +266,20 @@ class ContextualResult(_MixedResult):
         Examples
         --------
         >>> import mlob_pp
-        >>> ctx = mlob_pp.contextual_model(mlob_pp.datasets.load("hsb"), "mAch ~ ses", "school")
-        >>> tree = ctx.to_datatree(random_seed=1)
-        >>> tree.attrs["estimator"], float(tree["point_estimate"]["beta_b"]).__round__(3)
+        >>> hsb = mlob_pp.datasets.load("hsb")
+        >>> tree = mlob_pp.contextual_model("mAch ~ ses", hsb, "school").to_datatree()
+        >>> tree.attrs["estimator"], round(float(tree["estimate"]["estimate"].sel(
+        ...     term="beta_b")), 3)
         ('manifest_reml', 5.866)
         """
-        terms = [i.removeprefix("gamma_") for i in self.fixed.index if i.startswith("gamma_")]
-        return to_datatree(
-            self.table(), vcov=self.cov_fe, estimator=f"manifest_{self.method}",
-            loglik=self.llf, conf_level=self.conf_level, covariate_names=terms,
-            chains=chains, draws=draws, random_seed=random_seed,
-            attrs={"model": "contextual_manifest", "method": self.method,
-                   "random_slope": int(self.random_slope), "formula": self.formula,
-                   "group": self.group, "n_obs": int(self.group_sizes.sum()),
-                   "n_groups": int(self.group_sizes.shape[0])},
-        )
+        return self._tree("contextual_manifest", {"random_slope": int(self.random_slope),
+                                                  "target": self.target})
 
     def summary(self) -> MixedSummary:
         """Return a printable summary (lme4/HLM layout) with the contextual effect."""
         bc = self.beta_c
-        fixed = pd.concat([self.fixed, coef_table(["beta_c"], [float(bc)], [bc.std_error],
-                                                  self.conf_level)])
+        fixed = pd.concat([self.fixed, wald_table([float(bc)], [bc.std_error],
+                                                  conf_level=self.conf_level, index=["beta_c"])])
         notes = [
             f"beta_w: within-{self.group} slope of {self.target} (group-mean centred); "
             f"beta_b: slope of the observed {self.group} mean of {self.target}; "
@@ -258,14 +290,15 @@ class ContextualResult(_MixedResult):
 
 
 def contextual_model(
-    data: pd.DataFrame,
-    formula: str,
-    group: str,
+    formula: Any,
+    data: Any = None,
+    group: Any = None,
     *,
     random_slope: bool = False,
     slope_predictors: Sequence[str] = (),
     method: str = "reml",
     conf_level: float = 0.95,
+    engine: str = "auto",
 ) -> ContextualResult:
     """Fit the contextual model: X split into its observed group mean and the deviation from it.
 
@@ -277,12 +310,14 @@ def contextual_model(
 
     Parameters
     ----------
+    formula : str
+        ``"y ~ x + covariates"``; the first right-hand term is the target X (numeric). The
+        group may be written in it: ``"y ~ x + (1 | school)"`` (random intercept) or
+        ``"y ~ x + (x | school)"`` (random within slope, same as ``random_slope=True``).
     data : pandas.DataFrame
         One row per student.
-    formula : str
-        ``"y ~ x + covariates"``; the first right-hand term is the target X (numeric).
-    group : str
-        Grouping column.
+    group : str, optional
+        Grouping column (or give it in the formula).
     random_slope : bool
         Let the within slope vary over groups (default False).
     slope_predictors : sequence of str
@@ -291,6 +326,9 @@ def contextual_model(
         Restricted (default) or full maximum likelihood.
     conf_level : float
         Level of the Wald intervals.
+    engine : {"auto", "sufficient", "statsmodels"}
+        ``"auto"``: sufficient statistics for the random-intercept model (10^6 rows in
+        seconds), statsmodels' MixedLM with random slopes.
 
     Returns
     -------
@@ -303,7 +341,18 @@ def contextual_model(
     ValueError
         Unknown columns, missing values, X without within- or between-group variation,
         a slope predictor that varies within groups, collinear terms, bad `method` or
-        `conf_level`.
+        `conf_level`, too few groups: ``J - rank(between-group terms) >= 2`` is required
+        (4 groups for ``y ~ x``; see :mod:`mlob_pp.variability.common`).
+
+    Warns
+    -----
+    SingularFitWarning
+        If the between-group covariance is on the boundary (reported in ``boundary``).
+
+    Notes
+    -----
+    The pre-0.2 call ``contextual_model(data, formula, group)`` still works, with a
+    DeprecationWarning.
 
     See Also
     --------
@@ -320,14 +369,15 @@ def contextual_model(
     Examples
     --------
     >>> import mlob_pp
-    >>> ctx = mlob_pp.contextual_model(mlob_pp.datasets.load("hsb"), "mAch ~ ses", "school")
+    >>> ctx = mlob_pp.contextual_model("mAch ~ ses + (1 | school)", mlob_pp.datasets.load("hsb"))
     >>> round(ctx.beta_w, 3), round(ctx.beta_b, 3), round(ctx.beta_c, 3)
     (2.191, 5.866, 3.675)
     """
-    from mlob_pp.formula.parse import parse_formula
-
-    data = _check_frame(data)
-    reml = _method(method)
+    if old_positional_call("contextual_model", formula, data,
+                           "contextual_model('y ~ x', data, group='g')"):
+        formula, data = data, formula
+    data = check_frame(data)
+    reml = reml_flag(method)
     random_slope = check_bool(random_slope, "random_slope")
     conf_level = check_probability(conf_level, "conf_level")
     if isinstance(slope_predictors, str) or not isinstance(slope_predictors, Sequence):
@@ -335,59 +385,96 @@ def contextual_model(
             "`slope_predictors` must be a list of column names; got "
             f"{slope_predictors!r}"
         )
-    mf = parse_formula(formula, data, group)
+    formula, group, term_slope = _resolve(formula, group)
+    random_slope = random_slope or term_slope
+    mf = _parse(formula, data, group)
     codes, J = mf.group_codes, mf.n_groups
-    n = np.bincount(codes, minlength=J)
-    xbar_j = np.bincount(codes, weights=mf.x, minlength=J) / n
-    xbar = xbar_j[codes]
-    xw = mf.x - xbar
-    if np.sum(xw**2) <= 1e-12 * max(1.0, float(np.sum(mf.x**2))):
-        raise ValueError(
-            f"the target {mf.target!r} does not vary within groups, so beta_w is not "
-            "identified; use a student-level variable as the first right-hand term"
-        )
-    if np.ptp(xbar_j) <= 1e-12 * max(1.0, float(np.max(np.abs(xbar_j)))):
-        raise ValueError(
-            f"the group means of the target {mf.target!r} are all equal, so beta_b is not "
-            "identified"
-        )
-    _check_variation(mf.y, codes, mf.response)
-    names = ["alpha", "beta_w", "beta_b", *(f"gamma_{c}" for c in mf.covariate_names)]
-    cols = [np.ones_like(mf.y), xw, xbar, *mf.covariates.T]
-    for w in slope_predictors:
-        values = _check_column(data, w, "slope_predictors", numeric=True)[mf.rows]
-        _check_group_level(values, codes, J, w, "slope_predictors")
-        # W's own intercept effect, unless it is already a covariate or is the group mean of X
-        # (then beta_b is that effect, as with meanses in Raudenbush & Bryk's HSB models)
-        if w not in mf.covariate_names and not np.allclose(values, xbar, rtol=0, atol=1e-10):
-            names.append(f"gamma_{w}")
-            cols.append(values)
-        names.append(f"gamma_{mf.target}_within:{w}")
-        cols.append(values * xw)
-    X = np.column_stack(cols)
-    _check_rank(X, names)
+    names, X, xw = _contextual_design(mf, data, slope_predictors)
+    check_between_df(X, codes, J, names, group)
     Z = np.column_stack([np.ones_like(xw), xw]) if random_slope else None
-    fit = fit_mixed(mf.y, X, codes, Z, reml=reml, n_groups=J)
+    fit = fit_mixed(mf.y, X, codes, Z, reml=reml, n_groups=J, engine=engine)
     if fit.singular:
-        _warn_singular(group)
+        warn_singular(group, fit)
     re_names = ["(Intercept)", f"{mf.target}_within"][: fit.cov_re.shape[0]]
     return ContextualResult(
         formula=mf.formula,
         group=group,
         method="reml" if reml else "ml",
-        **_common(fit, names, re_names, mf.group_labels, n, group, conf_level),
+        **result_fields(fit, names, re_names, mf.group_labels, mf.group_sizes, group, conf_level),
         target=mf.target,
         random_slope=random_slope,
     )
 
 
-def _common(fit, names, re_names, labels, n, group, conf_level) -> dict[str, Any]:
+def _resolve(formula: Any, group: Any) -> tuple[Any, str, bool]:
+    """Return the fixed formula, the group and whether the group term asks a random slope."""
+    from mlob_pp.formula.groups import split_group_term
+
+    if not isinstance(formula, str):
+        return formula, group, False
+    _, _, random = split_group_term(formula)
+    allowed = ("1",)
+    if random is not None and "".join(random.split()) not in ("1", "0+1"):
+        target = formula.split("~", 1)[1].split("+")[0].strip()
+        allowed = ("1", target, f"1 + {target}")
+    fixed, group = resolve_group(formula, group, random_allowed=allowed)
+    return fixed, group, random is not None and "".join(random.split()) not in ("1", "0+1")
+
+
+def _parse(formula: Any, data: pd.DataFrame, group: Any):
+    from mlob_pp.formula.parse import parse_formula
+
+    return parse_formula(formula, data, group)
+
+
+def _contextual_design(mf, data: pd.DataFrame, slope_predictors: Sequence[str]):
+    """Return names, the fixed design [1, x_w, xbar, covariates, W, W x_w] and x_w (checked)."""
+    codes, J = mf.group_codes, mf.n_groups
+    xbar_j = np.bincount(codes, weights=mf.x, minlength=J) / mf.group_sizes
+    xbar = xbar_j[codes]
+    xw = mf.x - xbar
+    if constant_within_groups(mf.x, codes, J):
+        raise ValueError(
+            f"the target {mf.target!r} does not vary within groups, so beta_w is not "
+            "identified; use a student-level variable as the first right-hand term"
+        )
+    if not has_variation(xbar_j):
+        raise ValueError(
+            f"the group means of the target {mf.target!r} are all equal, so beta_b is not "
+            "identified"
+        )
+    check_outcome_variation(mf.y, codes, J, mf.response)
+    names = ["alpha", "beta_w", "beta_b", *(f"gamma_{c}" for c in mf.covariate_names)]
+    cols = [np.ones_like(mf.y), xw, xbar, *mf.covariates.T]
+    for name, values in zip(mf.covariate_names, mf.covariates.T, strict=True):
+        if not has_variation(values):
+            raise ValueError(
+                f"`formula` term {name!r} has no variation (it is constant), so gamma_{name} is "
+                "not identified next to the intercept alpha; drop it"
+            )
+    for w in slope_predictors:
+        values = column_values(data, w, "slope_predictors", numeric=True)[mf.rows]
+        check_group_level(values, codes, J, w, "slope_predictors")
+        # W's own intercept effect, unless it is already a covariate or is the group mean of X
+        # (then beta_b is that effect, as with meanses in Raudenbush & Bryk's HSB models)
+        if w not in mf.covariate_names and has_variation(values - xbar):
+            names.append(f"gamma_{w}")
+            cols.append(values)
+        names.append(f"gamma_{mf.target}_within:{w}")
+        cols.append(values * xw)
+    X = np.column_stack(cols)
+    check_full_rank(X, names, argument="formula")
+    return names, X, xw
+
+
+def result_fields(fit, names, re_names, labels, n, group, conf_level) -> dict[str, Any]:
+    """Return the fields of a :class:`MixedResult` from a fit (tables indexed by term/group)."""
     se = np.sqrt(np.diag(fit.cov_fe))
     index = pd.Index(labels, name=group)
     re = {f"u_{k}": fit.re[:, i] for i, k in enumerate(re_names)}
     re |= {f"se_{k}": np.sqrt(np.maximum(fit.re_cov[:, i, i], 0)) for i, k in enumerate(re_names)}
     return {
-        "fixed": coef_table(names, fit.fe, se, conf_level),
+        "fixed": wald_table(fit.fe, se, conf_level=conf_level, index=names),
         "cov_fe": pd.DataFrame(fit.cov_fe, index=names, columns=names),
         "cov_re": pd.DataFrame(fit.cov_re, index=re_names, columns=re_names),
         "sigma2": fit.sigma2,
@@ -398,161 +485,16 @@ def _common(fit, names, re_names, labels, n, group, conf_level) -> dict[str, Any
     }
 
 
-def _check_group_level(values, codes, J, name, arg) -> None:
+def check_group_level(values, codes, J, name, arg) -> None:
+    """Raise ValueError if `values` vary within groups (must be a school-level variable)."""
+    if constant_within_groups(values, codes, J):
+        return
     lo = np.full(J, np.inf)
     hi = np.full(J, -np.inf)
     np.minimum.at(lo, codes, values)
     np.maximum.at(hi, codes, values)
-    bad = int(np.sum(hi - lo > 1e-10 * max(1.0, float(np.max(np.abs(values))))))
-    if bad:
-        raise ValueError(
-            f"`{arg}` term {name!r} varies within {bad} groups; it must be a school-level "
-            "variable (constant within each group)"
-        )
-
-
-def _check_rank(X: np.ndarray, names: list[str]) -> None:
-    rank = np.linalg.matrix_rank(X)
-    if rank < X.shape[1]:
-        raise ValueError(
-            f"the fixed-effects design is rank deficient (rank {rank} < {X.shape[1]} columns "
-            f"{', '.join(names)}): some terms are collinear, e.g. a covariate equal to the "
-            "group mean of the target; drop one of them"
-        )
-
-
-# --------------------------------------------------------------------------- means as outcomes
-@dataclass(frozen=True)
-class MeansAsOutcomesResult(_MixedResult):
-    r"""Means-as-outcomes model of :func:`means_as_outcomes` (school-level predictors only).
-
-    Besides the common attributes (see :class:`ContextualResult`) it has the null model that
-    it is compared with, ``null``, and the share of between-school variance the predictors
-    explain, :math:`(\tau_{00}^{null} - \tau_{00})/\tau_{00}^{null}` (``explained``).
-    """
-
-    null: NullModelResult | None = None
-
-    @property
-    def explained(self) -> float:
-        """Proportion of the null model's between-group variance explained."""
-        if self.null is None or self.null.tau00 <= 0:
-            return float("nan")
-        return (self.null.tau00 - self.tau2) / self.null.tau00
-
-    @property
-    def reliability(self) -> pd.Series:
-        """Reliability of the conditional school means, tau00 / (tau00 + sigma2 / n_j)."""
-        lam = self.tau2 / (self.tau2 + self.sigma2 / self.group_sizes)
-        return lam.rename("reliability")
-
-    def table(self) -> pd.DataFrame:
-        """Return fixed effects, ``tau2``, ``sigma2`` and ``icc`` in the common format."""
-        extra = coef_table(["tau2", "sigma2", "icc"], [self.tau2, self.sigma2, self.icc],
-                           _variance_se(self.fit), self.conf_level)
-        return pd.concat([self.fixed, extra])
-
-    def summary(self) -> MixedSummary:
-        """Return a printable summary with the explained between-group variance."""
-        notes = [
-            f"conditional ICC = {self.icc:.4f}; reliability of conditional means: mean "
-            f"{self.reliability.mean():.3f}",
-        ]
-        if self.null is not None:
-            notes.append(
-                f"between-{self.group} variance: null model {self.null.tau00:.4f}, here "
-                f"{self.tau2:.4f}; proportion explained = {self.explained:.3f}"
-            )
-        return self._summary("Means-as-outcomes model", self.fixed, notes)
-
-
-def means_as_outcomes(
-    data: pd.DataFrame,
-    formula: str,
-    group: str,
-    *,
-    method: str = "reml",
-    conf_level: float = 0.95,
-    null: NullModelResult | None = None,
-) -> MeansAsOutcomesResult:
-    """Fit a means-as-outcomes model: school means regressed on school-level predictors.
-
-    ``"mAch ~ meanses + sector"`` fits ``mAch ~ 1 + meanses + sector + (1 | school)``; every
-    right-hand term must be constant within groups. The null model is fitted too so that the
-    proportion of between-school variance explained can be reported.
-
-    Parameters
-    ----------
-    data : pandas.DataFrame
-        One row per student.
-    formula : str
-        ``"y ~ w1 + w2 ..."`` with school-level predictors.
-    group : str
-        Grouping column.
-    method : {"reml", "ml"}
-        Restricted (default) or full maximum likelihood.
-    conf_level : float
-        Level of the Wald intervals.
-    null : NullModelResult, optional
-        The null model of the same outcome, data and method, to save fitting it again.
-
-    Returns
-    -------
-    MeansAsOutcomesResult
-
-    Raises
-    ------
-    ValueError
-        If a predictor varies within groups, plus the errors of :func:`null_model`.
-
-    References
-    ----------
-    Raudenbush, S. W., & Bryk, A. S. (2002). *Hierarchical Linear Models* (2nd ed.),
-    section 4.4. Sage.
-
-    Examples
-    --------
-    >>> import mlob_pp
-    >>> from mlob_pp.variability import means_as_outcomes
-    >>> mo = means_as_outcomes(mlob_pp.datasets.load("hsb"), "mAch ~ meanses", "school")
-    >>> round(mo.explained, 2)
-    0.69
-    """
-    from mlob_pp.formula.parse import parse_formula
-
-    data = _check_frame(data)
-    reml = _method(method)
-    conf_level = check_probability(conf_level, "conf_level")
-    mf = parse_formula(formula, data, group)
-    codes, J = mf.group_codes, mf.n_groups
-    preds = [mf.target, *mf.covariate_names]
-    cols = [mf.x, *mf.covariates.T]
-    for name, values in zip(preds, cols, strict=True):
-        _check_group_level(values, codes, J, name, "formula")
-    _check_variation(mf.y, codes, mf.response)
-    names = ["alpha", *(f"gamma_{p}" for p in preds)]
-    X = np.column_stack([np.ones_like(mf.y), *cols])
-    _check_rank(X, names)
-    fit = fit_mixed(mf.y, X, codes, reml=reml, n_groups=J)
-    if fit.singular:
-        _warn_singular(group)
-    if null is None:
-        sub = data.iloc[mf.rows]
-        null = null_model(sub, mf.response, group, method=method, conf_level=conf_level)
-    elif not isinstance(null, NullModelResult) or null.method != method or (
-        null.n_obs != mf.n_obs or null.outcome != mf.response
-    ):
-        raise ValueError(
-            "`null` must be the null_model() result of the same outcome, rows and method; "
-            f"got {type(null).__name__}"
-            + (f" ({null.outcome!r}, {null.n_obs} rows, {null.method!r})"
-               if isinstance(null, NullModelResult) else "")
-        )
-    n = np.bincount(codes, minlength=J)
-    return MeansAsOutcomesResult(
-        formula=mf.formula,
-        group=group,
-        method="reml" if reml else "ml",
-        **_common(fit, names, ["(Intercept)"], mf.group_labels, n, group, conf_level),
-        null=null,
+    bad = int(np.sum(hi - lo > 1e-9 * max(float(np.max(np.abs(values))), 1e-300)))
+    raise ValueError(
+        f"`{arg}` term {name!r} varies within {max(bad, 1)} groups; it must be a school-level "
+        "variable (constant within each group)"
     )

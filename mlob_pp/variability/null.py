@@ -19,95 +19,38 @@ Analysis Methods* (2nd ed.), ch. 4. Sage.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mlob_pp.validate import check_choice, check_probability
-from mlob_pp.variability.mixed import FitCriteria, MixedFit, SingularFitWarning, fit_mixed
-from mlob_pp.variability.report import MixedSummary, coef_table, plot_caterpillar, to_datatree
+from mlob_pp.design import check_frame, column_values, group_index
+from mlob_pp.formula.groups import resolve_group
+from mlob_pp.results import EstimatorResult
+from mlob_pp.tables import normal_quantile, wald_table
+from mlob_pp.validate import check_probability
+from mlob_pp.variability.common import (
+    check_between_df,
+    check_outcome_variation,
+    old_positional_call,
+    reml_flag,
+    size_line,
+    variance_table,
+    warn_singular,
+)
+from mlob_pp.variability.mixed import FitCriteria, MixedFit, fit_mixed
+from mlob_pp.variability.report import MixedSummary, plot_caterpillar, variability_tree
 
 __all__ = ["null_model", "NullModelResult"]
 
-_METHODS = ("reml", "ml")
-
-
-# --------------------------------------------------------------------------- validation
-def _check_frame(data: Any) -> pd.DataFrame:
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"`data` must be a pandas DataFrame; got {type(data).__name__}")
-    if data.shape[0] == 0:
-        raise ValueError("`data` is empty (0 rows)")
-    return data
-
-
-def _check_column(data: pd.DataFrame, name: Any, arg: str, *, numeric: bool) -> np.ndarray:
-    if not isinstance(name, str):
-        raise TypeError(f"`{arg}` must be the name of a column (a string); got {name!r}")
-    if name not in data.columns:
-        cols = ", ".join(repr(str(c)) for c in data.columns[:12])
-        raise ValueError(f"`{arg}` column {name!r} is not in data; available columns: {cols}")
-    col = data[name]
-    n_missing = int(col.isna().sum())
-    if n_missing:
-        raise ValueError(
-            f"`{arg}` column {name!r} has {n_missing} missing values; drop those rows first "
-            "(e.g. data.dropna(subset=[...]))"
-        )
-    if numeric:
-        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-            raise TypeError(f"`{arg}` column {name!r} must be numeric; got dtype {col.dtype}")
-        values = col.to_numpy(dtype=float)
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"`{arg}` column {name!r} has non-finite values (inf)")
-        return values
-    return col.to_numpy()
-
-
-def _group_index(labels: np.ndarray, group: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        codes, uniques = pd.factorize(labels, sort=True)
-    except TypeError:
-        codes, uniques = pd.factorize(labels, sort=False)
-    if uniques.shape[0] < 2:
-        raise ValueError(
-            f"`group` column {group!r} must have at least 2 distinct groups; got "
-            f"{uniques.shape[0]}"
-        )
-    sizes = np.bincount(codes)
-    if sizes.max() < 2:
-        raise ValueError(
-            f"`group` column {group!r} has one row per group; the within-group variance "
-            "needs at least one group with 2 or more rows"
-        )
-    return codes.astype(np.intp), np.asarray(uniques)
-
-
-def _method(method: Any) -> bool:
-    return check_choice(method, "method", _METHODS) == "reml"
-
-
-def _check_variation(y: np.ndarray, codes: np.ndarray, name: str) -> None:
-    means = np.bincount(codes, weights=y) / np.bincount(codes)
-    if np.sum((y - means[codes]) ** 2) <= 1e-12 * max(1.0, float(np.sum(y**2))):
-        raise ValueError(
-            f"outcome {name!r} does not vary within groups, so the within-group variance "
-            "sigma2 is 0 and the model is not identified"
-        )
-
-
-def _size_line(sizes: np.ndarray, group: str) -> str:
-    return (
-        f"Number of obs: {int(sizes.sum())}, groups: {group}, {sizes.shape[0]} "
-        f"(size {sizes.min()}-{sizes.max()}, mean {sizes.mean():.2f})"
-    )
+_NULL_FORMULA = re.compile(r"^\s*`?([^`~]+?)`?\s*~\s*1\s*$")
 
 
 # --------------------------------------------------------------------------- null model
-@dataclass(frozen=True)
-class NullModelResult(FitCriteria):
+@dataclass(frozen=True, repr=False)
+class NullModelResult(FitCriteria, EstimatorResult):
     r"""One-way random-effects ANOVA of :func:`null_model`.
 
     Attributes
@@ -132,7 +75,13 @@ class NullModelResult(FitCriteria):
         Level of the intervals.
     fit : MixedFit
         The underlying fit (log-likelihood, optimizer record, ...).
+
+    The shared result protocol (:class:`mlob_pp.results.EstimatorResult`) gives ``params``,
+    ``bse``, ``conf_int()``, ``pvalues``, ``to_frame()`` (``grand_mean, tau2, sigma2, icc``),
+    ``summary()`` and ``to_datatree()``.
     """
+
+    estimator = "null_model"
 
     outcome: str
     group: str
@@ -151,6 +100,16 @@ class NullModelResult(FitCriteria):
     def tau2(self) -> float:
         """Between-school variance (the contract's name for :attr:`tau00`)."""
         return self.tau00
+
+    @property
+    def formula(self) -> str:
+        """The model in lme4 notation."""
+        return f"{self.outcome} ~ 1 + (1 | {self.group})"
+
+    @property
+    def boundary(self) -> tuple[str, ...]:
+        """Parameters estimated on the boundary of the parameter space (``("tau2",)`` or ())."""
+        return ("tau2",) if self.fit.singular else ()
 
     @property
     def icc(self) -> float:
@@ -193,53 +152,48 @@ class NullModelResult(FitCriteria):
         return self.tau00 + self.sigma2 * float(np.mean(1.0 / self.group_sizes.to_numpy()))
 
 
-    def table(self) -> pd.DataFrame:
-        """Return estimates in the common format.
+    def to_frame(self) -> pd.DataFrame:
+        """Return the estimates in the common format.
 
         Returns
         -------
         pandas.DataFrame
-            Index ``grand_mean, tau2, sigma2, icc``; columns ``estimate, std_error, ci_lower,
-            ci_upper, z, p_value``. SEs of the variances are from the observed information
-            (the ICC's by the delta method); their Wald intervals and p values are crude
-            (variances have skewed sampling distributions and p = 0 is on the boundary).
+            Index ``grand_mean, tau2, sigma2, icc`` (name ``term``); columns ``estimate,
+            std_error, ci_lower, ci_upper, z, p_value``. SEs of the variances are from the
+            observed information (the ICC's by the delta method); their Wald intervals and p
+            values are crude (variances have skewed sampling distributions and p = 0 is on the
+            boundary). On the boundary (tau2 = 0) the variance SEs are NaN.
         """
-        est = [self.grand_mean, self.tau00, self.sigma2, self.icc]
-        se = [self.grand_mean_se, *_variance_se(self.fit)]
-        return coef_table(["grand_mean", "tau2", "sigma2", "icc"], est, se, self.conf_level)
+        fixed = wald_table([self.grand_mean], [self.grand_mean_se], conf_level=self.conf_level,
+                           index=["grand_mean"])
+        return pd.concat([fixed, variance_table(self.fit, ["(Intercept)"], self.conf_level)])
 
-    def to_datatree(
-        self, *, chains: int = 4, draws: int = 1000, random_seed: Any = None
-    ) -> Any:
-        """Return the fit in the common ``DataTree`` format (see :mod:`mlob_pp.comparisons`).
+    def table(self) -> pd.DataFrame:
+        """Alias of :meth:`to_frame` (the name before 0.2)."""
+        return self.to_frame()
 
-        ``point_estimate`` holds :meth:`table`'s estimates (``grand_mean, tau2, sigma2,
-        icc``), ``posterior`` normal-approximation draws, ``log_likelihood/loglik`` the
-        maximised (REML or ML) log-likelihood; ``attrs["estimator"]`` is ``"reml"`` or ``"ml"``.
-
-        Parameters
-        ----------
-        chains, draws : int
-            Shape of the normal-approximation draws.
-        random_seed : int or numpy.random.Generator, optional
-            Seed of the draws.
+    def to_datatree(self) -> Any:
+        """Return the fit in the common format (an ``estimate`` group; no posterior draws).
 
         Returns
         -------
         xarray.DataTree
+            Group ``estimate`` with :meth:`to_frame`'s table over ``term``; attrs
+            ``estimator = "null_model"``, ``method``, ``formula``, ``group``, ``n_obs``,
+            ``n_groups``, ``loglik``, ``boundary``.
         """
-        return to_datatree(
-            self.table(), vcov=None, estimator=self.method, loglik=self.llf,
-            conf_level=self.conf_level, chains=chains, draws=draws, random_seed=random_seed,
+        return variability_tree(
+            self.to_frame(), estimator=self.estimator, conf_level=self.conf_level,
             attrs={"model": "null", "method": self.method, "outcome": self.outcome,
-                   "formula": f"{self.outcome} ~ 1", "group": self.group,
-                   "n_obs": self.n_obs, "n_groups": self.n_groups},
+                   "formula": self.formula, "group": self.group, "n_obs": self.n_obs,
+                   "n_groups": self.n_groups, "loglik": self.llf,
+                   "boundary": ",".join(self.boundary)},
         )
 
     def summary(self) -> MixedSummary:
         """Return a printable summary in the layout of a multilevel course (lme4/HLM)."""
-        fixed = coef_table(["(Intercept)"], [self.grand_mean], [self.grand_mean_se],
-                           self.conf_level)
+        fixed = wald_table([self.grand_mean], [self.grand_mean_se], conf_level=self.conf_level,
+                           index=["(Intercept)"])
         random = pd.DataFrame(
             {
                 "Groups": [self.group, "Residual"],
@@ -261,7 +215,7 @@ class NullModelResult(FitCriteria):
         return MixedSummary(
             title=f"One-way random-effects ANOVA fit by {self.method.upper()}",
             model=f"{self.outcome} ~ 1 + (1 | {self.group})",
-            sizes=_size_line(self.group_sizes.to_numpy(), self.group),
+            sizes=size_line(self.group_sizes.to_numpy(), self.group),
             fixed=fixed,
             random=random,
             notes=tuple(notes),
@@ -292,27 +246,31 @@ class NullModelResult(FitCriteria):
 
 
 def null_model(
-    data: pd.DataFrame,
-    outcome: str,
-    group: str,
+    formula: Any,
+    data: Any = None,
+    group: Any = None,
     *,
     method: str = "reml",
     conf_level: float = 0.95,
+    engine: str = "auto",
 ) -> NullModelResult:
-    """Fit the one-way random-effects ANOVA ``outcome ~ 1 + (1 | group)``.
+    """Fit the one-way random-effects ANOVA ``y ~ 1 + (1 | group)``.
 
     Parameters
     ----------
+    formula : str
+        ``"y ~ 1"`` (with `group`) or ``"y ~ 1 + (1 | school)"``; y is a numeric column.
     data : pandas.DataFrame
         One row per student.
-    outcome : str
-        Numeric outcome column.
-    group : str
-        Grouping (school) column; any labels.
+    group : str, optional
+        Grouping (school) column, any labels; or give it in the formula.
     method : {"reml", "ml"}
         Restricted (default) or full maximum likelihood.
     conf_level : float
-        Level of the intervals of the school means (default 0.95).
+        Level of the intervals (default 0.95).
+    engine : {"auto", "sufficient", "statsmodels"}
+        ``"auto"`` (= ``"sufficient"``): closed-form sufficient statistics, 10^6 rows in
+        seconds; ``"statsmodels"``: statsmodels' MixedLM (same answers to 1e-6, slower).
 
     Returns
     -------
@@ -324,8 +282,18 @@ def null_model(
         If `data` is not a DataFrame, a column name is not a string, or the outcome is not
         numeric.
     ValueError
-        Unknown columns, missing values, fewer than 2 groups, no within-group variation,
-        `method` not "reml"/"ml", `conf_level` not in (0, 1).
+        Unknown columns, missing values, fewer than 3 groups (the between-group variance needs
+        2 degrees of freedom, see :mod:`mlob_pp.variability.common`), no within-group variation,
+        `method` not "reml"/"ml", `conf_level` not in (0, 1), a formula other than ``y ~ 1``.
+
+    Warns
+    -----
+    SingularFitWarning
+        If tau2 is estimated at the boundary 0 (reported in ``boundary`` and the summary).
+
+    Notes
+    -----
+    The pre-0.2 call ``null_model(data, "y", "g")`` still works, with a DeprecationWarning.
 
     See Also
     --------
@@ -339,21 +307,48 @@ def null_model(
     Examples
     --------
     >>> import mlob_pp
-    >>> m0 = mlob_pp.null_model(mlob_pp.datasets.load("hsb"), "mAch", "school")
+    >>> m0 = mlob_pp.null_model("mAch ~ 1", mlob_pp.datasets.load("hsb"), group="school")
     >>> round(m0.grand_mean, 3), round(m0.tau00, 2), round(m0.reliability_mean, 3)
     (12.637, 8.61, 0.901)
     """
-    data = _check_frame(data)
-    reml = _method(method)
+    if old_positional_call("null_model", formula, data,
+                           "null_model('y ~ 1', data, group='g') or 'y ~ 1 + (1 | g)'"):
+        formula, data = f"{data} ~ 1", formula
+    data = check_frame(data)
+    reml = reml_flag(method)
     conf_level = check_probability(conf_level, "conf_level")
-    y = _check_column(data, outcome, "outcome", numeric=True)
-    labels = _check_column(data, group, "group", numeric=False)
-    codes, uniques = _group_index(labels, group)
-    _check_variation(y, codes, outcome)
+    outcome, group = _parse_null_formula(formula, group)
+    y = column_values(data, outcome, "outcome", numeric=True)
+    labels = column_values(data, group, "group", numeric=False)
+    codes, uniques = group_index(labels, group)
     J = uniques.shape[0]
-    fit = fit_mixed(y, np.ones((y.shape[0], 1)), codes, reml=reml, n_groups=J)
+    check_outcome_variation(y, codes, J, outcome)
+    X = np.ones((y.shape[0], 1))
+    check_between_df(X, codes, J, ["grand_mean"], group)
+    fit = fit_mixed(y, X, codes, reml=reml, n_groups=J, engine=engine)
     if fit.singular:
-        _warn_singular(group)
+        warn_singular(group, fit)
+    return _result(fit, y, codes, uniques, outcome, group, reml, conf_level)
+
+
+def _parse_null_formula(formula: Any, group: Any) -> tuple[str, str]:
+    if not isinstance(formula, str):
+        raise TypeError(
+            f"`formula` must be a string like 'y ~ 1' or 'y ~ 1 + (1 | school)'; got "
+            f"{type(formula).__name__}"
+        )
+    fixed, group = resolve_group(formula, group)
+    m = _NULL_FORMULA.match(fixed)
+    if m is None:
+        raise ValueError(
+            f"`formula`: null_model takes 'y ~ 1' or 'y ~ 1 + (1 | group)'; got {formula!r} "
+            "(for predictors use contextual_model or means_as_outcomes)"
+        )
+    return m.group(1).strip(), group
+
+
+def _result(fit, y, codes, uniques, outcome, group, reml, conf_level) -> NullModelResult:
+    J = uniques.shape[0]
     n = np.bincount(codes, minlength=J)
     ybar = np.bincount(codes, weights=y, minlength=J) / n
     tau00, sigma2 = float(fit.cov_re[0, 0]), fit.sigma2
@@ -364,9 +359,7 @@ def null_model(
     # Var(grand mean) (Raudenbush & Bryk 2002, eq. 3.62)
     var = fit.cov_fe[0, 0] + fit.re_cov[:, 0, 0] + 2.0 * fit.re_fe_cov[:, 0, 0]
     se = np.sqrt(np.maximum(var, 0.0))
-    from scipy.stats import norm
-
-    q = norm.ppf(0.5 + conf_level / 2)
+    q = normal_quantile(conf_level)
     index = pd.Index(uniques, name=group)
     school_means = pd.DataFrame(
         {
@@ -394,23 +387,4 @@ def null_model(
         var_school_means=float(np.var(ybar, ddof=1)),
         conf_level=conf_level,
         fit=fit,
-    )
-
-
-def _variance_se(fit: MixedFit) -> list[float]:
-    """SEs of tau2, sigma2 and the ICC (delta method) of a random-intercept fit, else NaN."""
-    V = fit.cov_var
-    t, s = float(fit.cov_re[0, 0]), fit.sigma2
-    grad = np.array([s, -t]) / (t + s) ** 2
-    return [float(np.sqrt(V[0, 0])), float(np.sqrt(V[1, 1])), float(np.sqrt(grad @ V @ grad))]
-
-
-def _warn_singular(group: str) -> None:
-    import warnings
-
-    warnings.warn(
-        f"singular fit: the between-{group} variance is estimated at the boundary 0 "
-        "(as lme4's isSingular); the group effects are all shrunk to 0",
-        SingularFitWarning,
-        stacklevel=3,
     )

@@ -7,18 +7,17 @@ deviations; then ICC, reliability, log-likelihood, deviance, AIC and BIC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlob_pp.common_format import estimate_tree
+from mlob_pp.tables import Summary, normal_quantile, wald, wald_table
 from mlob_pp.variability.mixed import MixedFit
 
-__all__ = ["Estimate", "MixedSummary", "coef_table", "plot_caterpillar"]
-
-COLUMNS = ["estimate", "std_error", "ci_lower", "ci_upper", "z", "p_value"]
+__all__ = ["Estimate", "MixedSummary", "coef_table", "plot_caterpillar", "variability_tree"]
 
 
 class Estimate(float):
@@ -55,15 +54,11 @@ class Estimate(float):
     @property
     def p_value(self) -> float:
         """Two-sided normal p value of the Wald statistic."""
-        from scipy.stats import norm
-
-        return float(2.0 * norm.sf(abs(self.z)))
+        return float(wald(float(self), self.std_error, 0.95)[1])
 
     def ci(self, conf_level: float = 0.95) -> tuple[float, float]:
         """Return the Wald interval at `conf_level`."""
-        from scipy.stats import norm
-
-        q = norm.ppf(0.5 + conf_level / 2)
+        q = normal_quantile(conf_level)
         return (float(self) - q * self.std_error, float(self) + q * self.std_error)
 
     def __repr__(self) -> str:
@@ -76,39 +71,8 @@ def coef_table(
     std_errors: Sequence[float],
     conf_level: float = 0.95,
 ) -> pd.DataFrame:
-    """Return the common-format table (``estimate, std_error, ci_lower, ci_upper, z, p_value``).
-
-    Parameters
-    ----------
-    names : sequence of str
-        Parameter labels (the index).
-    estimates, std_errors : sequence of float
-        Point estimates and standard errors (NaN where not available).
-    conf_level : float
-        Level of the Wald intervals.
-
-    Returns
-    -------
-    pandas.DataFrame
-    """
-    from scipy.stats import norm
-
-    est = np.asarray(estimates, dtype=float)
-    se = np.asarray(std_errors, dtype=float)
-    q = norm.ppf(0.5 + conf_level / 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = est / se
-    return pd.DataFrame(
-        {
-            "estimate": est,
-            "std_error": se,
-            "ci_lower": est - q * se,
-            "ci_upper": est + q * se,
-            "z": z,
-            "p_value": 2.0 * norm.sf(np.abs(z)),
-        },
-        index=pd.Index(list(names), name="parameter"),
-    )
+    """Return the Wald table of :func:`mlob_pp.tables.wald_table` (index ``term``)."""
+    return wald_table(estimates, std_errors, conf_level=conf_level, index=list(names))
 
 
 def _fmt_p(p: float) -> str:
@@ -117,11 +81,12 @@ def _fmt_p(p: float) -> str:
     return "<2e-16" if p < 2e-16 else f"{p:.3g}"
 
 
-@dataclass(frozen=True)
-class MixedSummary:
-    """Printable summary of a mixed-model fit (``print(result.summary())``).
+class MixedSummary(Summary):
+    """Printable summary of a mixed-model fit (``print(result.summary())``, HTML in Jupyter).
 
-    Attributes
+    A :class:`mlob_pp.tables.Summary` whose text is the lme4/HLM layout.
+
+    Parameters
     ----------
     title, model, sizes : str
         Header lines.
@@ -135,13 +100,12 @@ class MixedSummary:
         The fit (log-likelihood, optimizer).
     """
 
-    title: str
-    model: str
-    sizes: str
-    fixed: pd.DataFrame
-    random: pd.DataFrame
-    notes: tuple[str, ...]
-    fit: MixedFit
+    def __init__(self, title: str, model: str, sizes: str, fixed: pd.DataFrame,
+                 random: pd.DataFrame, notes: Sequence[str], fit: MixedFit) -> None:
+        self.model, self.sizes, self.fixed, self.random, self.fit = model, sizes, fixed, random, fit
+        super().__init__(title, {"random effects": random, "fixed effects": fixed},
+                         notes=tuple(notes))
+        self._text = self._layout()
 
     def _fixed_text(self) -> str:
         t = self.fixed
@@ -168,15 +132,20 @@ class MixedSummary:
             r = r.rename(columns={col: col.ljust(width)})
         return " " + r.to_string(index=False, justify="left").replace("\n", "\n ")
 
-    def __str__(self) -> str:
+    def _layout(self) -> str:
         f = self.fit
         crit = "REML criterion" if f.reml else "deviance"
-        opt = f.optimizer.get("method", "?")
-        runs = ", ".join(
-            f"{m} {r['llf']:.6f}" for m, r in f.optimizer.get("runs", {}).items()
-        )
+        engine = f.optimizer.get("engine", "statsmodels")
+        if engine == "sufficient":
+            how = "sufficient statistics; profiled likelihood maximised over tau2/sigma2"
+        else:
+            runs = ", ".join(
+                f"{m} {r['llf']:.6f}" for m, r in f.optimizer.get("runs", {}).items()
+            )
+            how = (f"statsmodels MixedLM; optimizer {f.optimizer.get('method', '?')}, "
+                   f"log-likelihoods: {runs}")
         lines = [
-            f"{self.title} (statsmodels MixedLM; optimizer {opt}, log-likelihoods: {runs})",
+            f"{self.title} ({how})",
             f"Model: {self.model}",
             self.sizes,
             "",
@@ -192,11 +161,9 @@ class MixedSummary:
         if self.notes:
             lines += ["", *self.notes]
         if f.singular:
-            lines += ["", "boundary (singular) fit: a between-group variance is 0"]
+            lines += ["", "boundary (singular) fit: a between-group variance is 0 (or a "
+                      "correlation is +-1); its standard error is not reported"]
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return str(self)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython
         p.text(str(self))
@@ -259,49 +226,25 @@ def plot_caterpillar(
     return ax
 
 
-def to_datatree(
-    table: pd.DataFrame,
+def variability_tree(
+    frame: pd.DataFrame,
     *,
-    vcov: pd.DataFrame | None,
     estimator: str,
-    attrs: dict[str, Any],
-    loglik: float,
     conf_level: float,
-    covariate_names: Sequence[str] = (),
-    chains: int = 4,
-    draws: int = 1000,
-    random_seed: Any = None,
+    attrs: Mapping[str, Any],
 ) -> Any:
-    """Convert a common-format table of a REML/ML fit to the common ``DataTree`` format.
+    """Return a variability fit in the common format (group ``estimate``; Wald intervals).
 
-    Uses :func:`mlob_pp.comparisons.from_ml` (normal-approximation draws from N(estimate, vcov),
-    ``point_estimate`` with its ``std_error`` and ``conf_interval`` children), then stamps
-    ``attrs["estimator"]`` with `estimator` and adds `attrs`.
-
-    Returns
-    -------
-    xarray.DataTree
+    Standard errors of fixed effects are GLS ones, those of variance components come from the
+    observed information (``se_method = "gls_and_observed_information"``).
     """
-    from types import SimpleNamespace
+    from mlob_pp.provenance import make_attrs
 
-    from mlob_pp.comparisons import from_ml
-
-    shim = SimpleNamespace(
-        coef=table["estimate"].rename("estimate"),
-        se=table["std_error"].rename("std_error"),
-        vcov=vcov,
-        loglik=loglik,
-        conf_level=conf_level,
-        converged=True,
-        covariate_names=list(covariate_names),
-        settings={k: v for k, v in attrs.items() if k in ("model", "method", "random_slope")},
-        summary_frame=lambda: table,
-        formula=attrs.get("formula"),
-        group=attrs.get("group"),
-        n_obs=attrs.get("n_obs"),
-        n_groups=attrs.get("n_groups"),
-    )
-    tree = from_ml(shim, chains=chains, draws=draws, random_seed=random_seed)
-    for node in tree.subtree:
-        node.attrs = {**node.attrs, **attrs, "estimator": estimator}
-    return tree
+    stamp = make_attrs(estimator, settings={k: v for k, v in attrs.items()
+                                            if k in ("model", "method", "random_slope")},
+                       random_seed=None, inference_library="mlob_pp",
+                       extra={k: v for k, v in attrs.items()
+                              if k not in ("model", "method", "random_slope")})
+    return estimate_tree(frame, estimator=estimator, conf_level=conf_level,
+                         interval_method="wald", se_method="gls_and_observed_information",
+                         attrs={**stamp, **attrs})
