@@ -60,37 +60,6 @@ def test_import_is_lazy():
     assert out.stdout.strip() == "False"
 
 
-def test_cli_fit_default_runs_the_talk_application():
-    out = subprocess.run([sys.executable, "-m", "mlob_pp.cli", "fit"], capture_output=True,
-                         text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    assert "mlob('math ~ ENI + ELA + ENI:ELA', data, group='District', balancing_limit=0.35" \
-        in out.stdout
-    assert "Summary of Coefficients:" in out.stdout and "gamma_ENI:ELA" in out.stdout
-    assert "Deleted entries: 411" in out.stderr
-
-
-def test_cli_fit_user_csv_and_errors(tmp_path):
-    rng = np.random.default_rng(1)
-    g = np.repeat(np.arange(10), 6)
-    x = rng.normal(size=60) + rng.normal(size=10)[g]
-    csv = tmp_path / "d.csv"
-    import pandas as pd
-
-    pd.DataFrame({"y": x + rng.normal(size=60), "x": x, "school": g}).to_csv(csv, index=False)
-    ok = subprocess.run([sys.executable, "-m", "mlob_pp.cli", "fit", str(csv), "--formula",
-                         "y ~ x", "--group", "school"], capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
-    assert "beta_b" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "mlob_pp.cli", "fit", str(csv), "--formula",
-                          "y ~ z", "--group", "school"], capture_output=True, text=True)
-    assert bad.returncode == 2
-    assert "mlob-pp fit: error: `formula` uses column(s) not in data: 'z'" in bad.stderr
-    missing = subprocess.run([sys.executable, "-m", "mlob_pp.cli", "fit", str(csv)],
-                             capture_output=True, text=True)
-    assert missing.returncode == 2 and "--formula and --group are required" in missing.stderr
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="bash set-up script")
 def test_setup_script_stops_clearly_without_python_312(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pe"),
