@@ -152,6 +152,7 @@ def test_marginal_likelihood_matches_enumeration(tiny_data, parametrization):
         inputs=model.value_vars,
         on_unused_input="ignore",
         point_fn=True,
+        mode="FAST_COMPILE",
     )
     rng = np.random.default_rng(1)
     point = {
@@ -193,3 +194,50 @@ def test_posterior_inclusion_matches_enumeration(tiny_data):
             np.testing.assert_allclose(ll[s, rows], norm.logpdf(d.y[rows], mu, sd))
 
 
+
+
+@pytest.fixture(scope="module")
+def intercept_scale_data():
+    """Scale random intercept only (the sufficient-statistics path), a singleton group."""
+    from mlob_pp.models.melsm import MELSMData
+
+    rng = np.random.default_rng(3)
+    N, J = 50, 7
+    g = np.sort(np.r_[np.arange(J), rng.integers(0, J - 1, N - J)])  # group 6 has one row
+    x, w = rng.normal(size=N), rng.normal(size=(7,))[g]
+    X = np.c_[np.ones(N), x, w, x * w]
+    one = np.ones((N, 1))
+    names = ["Intercept", "x", "w", "x:w"]
+    return MELSMData(rng.normal(size=N) * 2 + 1, X, one, X.copy(), one, g, list(range(J)),
+                     names, ["Intercept"], names, ["Intercept"], np.arange(N))
+
+
+@pytest.mark.filterwarnings("ignore:.*could not link to a BLAS:UserWarning")
+@pytest.mark.parametrize("parametrization", ["auto"])
+def test_sufficient_statistics_path_matches_enumeration(intercept_scale_data, parametrization):
+    _quiet_pymc()
+    from mlob_pp.models.melsm import build_melsm, random_scale_intercept_only
+
+    d = intercept_scale_data
+    assert random_scale_intercept_only(d.V) and np.bincount(d.group_idx)[-1] == 1
+    rng = np.random.default_rng(4)
+    point, logps, grads = None, [], []
+    for fast in (True, False):
+        model = build_melsm(d, prior_inclusion=0.35, location_parametrization=parametrization,
+                            sufficient_statistics=fast)
+        # the potential, evaluated at draws of the model's variables, against enumeration
+        fn = model.compile_fn(
+            [model.potentials[0], model["u"], model["beta"], model["zeta"]],
+            inputs=model.value_vars, on_unused_input="ignore", point_fn=True,
+            mode="FAST_COMPILE",
+        )
+        value, u, beta, zeta = fn(model.initial_point())
+        assert value == pytest.approx(_brute_force(d, beta, zeta, u, 0.35), rel=1e-10)
+        # the joint log density and its gradient at one point: the same in both graphs
+        if point is None:
+            point = {k: v + rng.normal(scale=0.3, size=np.shape(v))
+                     for k, v in model.initial_point().items()}
+        logps.append(model.compile_logp(mode="FAST_COMPILE")(point))
+        grads.append(model.compile_dlogp(mode="FAST_COMPILE")(point))
+    assert logps[0] == pytest.approx(logps[1], rel=1e-11)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-9, atol=1e-9)
