@@ -17,9 +17,12 @@ wheel="$(ls "$work"/dist/*.whl)"; sdist="$(ls "$work"/dist/*.tar.gz)"
 echo "# built $(basename "$sdist") and $(basename "$wheel")"
 base="$("$py" -c 'import sys; print(sys._base_executable)')"
 "$base" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install --quiet --upgrade pip
+quiet_pip() {  # pip, without the notes about unreachable local index folders of this machine
+  "$work/venv/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+quiet_pip install --quiet --upgrade pip
 echo "# installing the wheel without extras (pins from constraints.txt)"
-"$work/venv/bin/python" -m pip install --quiet -c "$here/constraints.txt" "$wheel"
+quiet_pip install --quiet -c "$here/constraints.txt" "$wheel"
 cp "$here/.ci/smoke_test.py" "$work/"
 cd "$work"
 MPLBACKEND=Agg "$work/venv/bin/python" -I "$work/smoke_test.py" "$wheel"
