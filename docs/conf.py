@@ -45,6 +45,8 @@ nitpicky = False
 suppress_warnings = [
     # links from Markdown pages to files outside docs/ (tests/, benchmarks/ ...) are plain text
     "myst.xref_missing",
+    # notebook outputs that HTML cannot show (progress-bar widgets) are skipped
+    "mystnb.unknown_mime_type",
 ]
 
 html_theme = "pydata_sphinx_theme"

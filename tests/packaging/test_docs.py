@@ -36,3 +36,14 @@ def test_notebooks_are_rendered_not_executed():
     assert 'nb_execution_mode = "off"' in conf
     link = ROOT / "docs/notebooks"
     assert link.is_symlink() and link.resolve() == (ROOT / "notebooks").resolve()
+
+
+def test_every_notebook_starts_with_a_title():
+    # the docs' table of contents links a notebook by its first heading (no title: no link)
+    import json
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        markdown = [c for c in cells if c["cell_type"] == "markdown"]
+        first = "".join(markdown[0]["source"]).lstrip() if markdown else ""
+        assert first.startswith("# "), f"{path.name}: first markdown cell must be '# Title'"
