@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BalancedStats", "balanced_stats", "transform", "loglik", "derivatives", "VECH"]
+__all__ = ["BalancedStats", "balanced_stats", "standardize", "subset", "transform", "loglik", "profile_loglik",
+           "derivatives", "ascent_step", "det2", "inv2", "is_pd2", "VECH"]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
 #: symmetric basis of 2 x 2 matrices for the coordinates (00, 01, 11)
@@ -61,15 +62,82 @@ class BalancedStats:
 
 
 def balanced_stats(data: np.ndarray) -> BalancedStats:
-    """Return :class:`BalancedStats` of `data` shaped (B, J, n, p)."""
-    _, n_groups, size, _ = data.shape
-    means = data.mean(axis=2)  # (B, J, p)
-    dev = data - means[:, :, None, :]
-    within = np.einsum("bjip,bjiq->bpq", dev, dev)
-    grand = means.mean(axis=1)
-    cen = means - grand[:, None, :]
-    between = np.einsum("bjp,bjq->bpq", cen, cen)
+    """Return :class:`BalancedStats` of `data` shaped (p, B, J, n) (one array per column)."""
+    p, n_b, n_groups, size = data.shape
+    means = data.mean(axis=3)  # (p, B, J)
+    dev = (data - means[..., None]).reshape(p, n_b, n_groups * size).transpose(1, 0, 2)
+    within = dev @ dev.transpose(0, 2, 1)
+    grand = means.mean(axis=2).T  # (B, p)
+    cen = (means - grand.T[..., None]).transpose(1, 0, 2)  # (B, p, J)
+    between = cen @ cen.transpose(0, 2, 1)
     return BalancedStats(within, between, grand, int(n_groups), int(size))
+
+
+def standardize(stats: BalancedStats) -> tuple[BalancedStats, np.ndarray, np.ndarray]:
+    """Return the statistics of the columns centred and scaled to unit SD, and (loc, scale).
+
+    The scale is the population SD over all N values, ``sqrt((W_jj + n B_jj) / N)`` (1 for a
+    column without variation, which the design checks reject).
+    """
+    total = np.diagonal(stats.within, axis1=1, axis2=2) + stats.group_size * np.diagonal(
+        stats.between, axis1=1, axis2=2)
+    scale = np.sqrt(total / stats.n_obs)
+    scale = np.where(scale > 0, scale, 1.0)
+    outer = scale[:, :, None] * scale[:, None, :]
+    std = BalancedStats(stats.within / outer, stats.between / outer,
+                        np.zeros_like(stats.grand), stats.n_groups, stats.group_size)
+    return std, stats.grand.copy(), scale
+
+
+def subset(stats: BalancedStats, idx: np.ndarray) -> BalancedStats:
+    """Return the statistics of the data sets `idx`."""
+    return BalancedStats(stats.within[idx], stats.between[idx], stats.grand[idx],
+                         stats.n_groups, stats.group_size)
+
+
+def _negdef_rows(a: np.ndarray) -> np.ndarray:
+    """Return whether each (unit-diagonal scaled) matrix of the batch is negative definite.
+
+    A batched Cholesky factorisation of ``-a`` written out over the (small) dimension.
+    """
+    m = -a
+    d = m.shape[-1]
+    low = np.zeros_like(m)
+    ok = np.ones(m.shape[0], dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j in range(d):
+            piv = m[:, j, j] - np.einsum("bk,bk->b", low[:, j, :j], low[:, j, :j])
+            ok &= piv > 1e-12
+            root = np.sqrt(np.where(piv > 0, piv, 1.0))
+            low[:, j, j] = root
+            if j + 1 < d:
+                low[:, j + 1 :, j] = (m[:, j + 1 :, j] - np.einsum(
+                    "bik,bk->bi", low[:, j + 1 :, :j], low[:, j, :j])) / root[:, None]
+    return ok
+
+
+def ascent_step(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Return the Newton step ``-H^-1 g`` with H made negative definite.
+
+    H is first scaled by its diagonal (so that the coordinates' units do not matter). Where it
+    is negative definite the step is the Newton step; elsewhere its eigenvalues are reflected to
+    negative values of at least 1e-10 times the largest.
+    """
+    d = 1.0 / np.sqrt(np.maximum(np.abs(np.diagonal(hess, axis1=1, axis2=2)), 1e-300))
+    hs = hess * d[:, :, None] * d[:, None, :]
+    gs = grad * d
+    step = np.empty_like(gs)
+    good = _negdef_rows(hs)
+    if good.any():
+        step[good] = -np.linalg.solve(hs[good], gs[good][..., None])[..., 0]
+    bad = ~good
+    if bad.any():
+        vals, vecs = np.linalg.eigh(hs[bad])
+        floor = 1e-10 * np.maximum(np.abs(vals).max(axis=1, keepdims=True), 1e-300)
+        vals = -np.maximum(np.abs(vals), floor)
+        proj = np.einsum("bji,bj->bi", vecs, gs[bad]) / vals
+        step[bad] = -np.einsum("bij,bj->bi", vecs, proj)
+    return step * d
 
 
 def _rows(coef: np.ndarray, p: int) -> np.ndarray:
@@ -90,12 +158,12 @@ def transform(stats: BalancedStats, coef: np.ndarray):
 
 
 def det2(m: np.ndarray) -> np.ndarray:
-    """Determinants of 2 x 2 matrices (..., 2, 2)."""
+    """Return determinants of 2 x 2 matrices (..., 2, 2)."""
     return m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]
 
 
 def inv2(m: np.ndarray) -> np.ndarray:
-    """Inverses of symmetric 2 x 2 matrices (..., 2, 2)."""
+    """Return inverses of symmetric 2 x 2 matrices (..., 2, 2)."""
     d = det2(m)
     out = np.empty_like(m)
     out[..., 0, 0] = m[..., 1, 1] / d
@@ -105,7 +173,7 @@ def inv2(m: np.ndarray) -> np.ndarray:
 
 
 def is_pd2(m: np.ndarray) -> np.ndarray:
-    """Whether symmetric 2 x 2 matrices are positive definite."""
+    """Return whether symmetric 2 x 2 matrices are positive definite."""
     return (m[..., 0, 0] > 0) & (det2(m) > 0)
 
 
@@ -138,15 +206,26 @@ def profile_loglik(stats: BalancedStats, wz, dz) -> np.ndarray:
 
 
 def _pair(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Return ``T[b, a, c] = tr(E_a x E_c y)`` for the basis :data:`VECH` (B, 3, 3)."""
-    ex = np.einsum("aij,bjk->baik", VECH, x)
-    ey = np.einsum("cij,bjk->bcik", VECH, y)
-    return np.einsum("baik,bcki->bac", ex, ey)
+    """Return ``T[b, a, c] = tr(E_a x E_c y)`` for the basis :data:`VECH` (B, 3, 3).
+
+    Closed form for symmetric x, y with entries (x0, x1, x2) = (x00, x01, x11).
+    """
+    x0, x1, x2 = x[:, 0, 0], x[:, 0, 1], x[:, 1, 1]
+    y0, y1, y2 = y[:, 0, 0], y[:, 0, 1], y[:, 1, 1]
+    t01 = x0 * y1 + x1 * y0
+    t02 = x1 * y1
+    t12 = x2 * y1 + x1 * y2
+    rows = [
+        [x0 * y0, t01, t02],
+        [t01, 2.0 * x1 * y1 + x2 * y0 + x0 * y2, t12],
+        [t02, t12, x2 * y2],
+    ]
+    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
 
 
-def _inner(e_weighted: np.ndarray) -> np.ndarray:
+def _inner(m: np.ndarray) -> np.ndarray:
     """Return ``tr(E_a M)`` (B, 3) for symmetric M (B, 2, 2)."""
-    return np.einsum("aij,bji->ba", VECH, e_weighted)
+    return np.stack([m[:, 0, 0], 2.0 * m[:, 0, 1], m[:, 1, 1]], axis=-1)
 
 
 def derivatives(stats: BalancedStats, coef, cols, s, v, *, with_mean: bool = False):

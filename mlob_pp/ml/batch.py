@@ -31,9 +31,12 @@ import pandas as pd
 from mlob_pp.design import RANK_RTOL, RTOL
 from mlob_pp.ml.balanced import (
     BalancedStats,
+    ascent_step,
     balanced_stats,
     derivatives,
     profile_loglik,
+    standardize,
+    subset,
     transform,
 )
 from mlob_pp.ml.labels import shared_labels
@@ -141,6 +144,8 @@ def _as_array(value: Any, name: str, ndim: int) -> np.ndarray:
             f"`{name}` must have {ndim} dimensions ({'(B, J, n)' if ndim == 3 else '(B, J, n, k)'}"
             f"); got shape {arr.shape}"
         )
+    if np.isfinite(arr.sum()):
+        return arr
     bad = ~np.isfinite(arr)
     if bad.any():
         sets = np.unique(np.argwhere(bad)[:, 0])
@@ -151,7 +156,7 @@ def _as_array(value: Any, name: str, ndim: int) -> np.ndarray:
 
 
 def _validate(y: Any, x: Any, covariates: Any) -> np.ndarray:
-    """Return the raw data (B, J, n, p) after the checks of the arrays and the design."""
+    """Return the raw data (p, B, J, n) after the checks of the arrays."""
     y = _as_array(y, "y", 3)
     x = _as_array(x, "x", 3)
     if x.shape != y.shape:
@@ -172,7 +177,7 @@ def _validate(y: Any, x: Any, covariates: Any) -> np.ndarray:
             f"`y` has too little within-group variation for ML: N - J = {n_groups * (size - 1)} "
             f"must exceed {p} (the number of variables); got n = {size}"
         )
-    return np.concatenate([y[..., None], x[..., None], cov], axis=3)
+    return np.stack([y, x, *np.moveaxis(cov, 3, 0)])
 
 
 def _check_design(stats: BalancedStats, names: list[str]) -> None:
@@ -193,7 +198,8 @@ def _check_design(stats: BalancedStats, names: list[str]) -> None:
     d = 1.0 / np.sqrt(wd)
     corr = stats.within * d[:, :, None] * d[:, None, :]
     ev = np.linalg.eigvalsh(corr)
-    bad = ev[:, 0] <= RANK_RTOL**2 * ev[:, -1]
+    # from the Gram matrix the smallest eigenvalue is known to about 1e3 eps of the largest
+    bad = ev[:, 0] <= max(RANK_RTOL**2, 1e3 * np.finfo(float).eps) * ev[:, -1]
     if bad.any():
         raise ValueError(
             "`covariates`: the within-group parts of y, x and the covariates are collinear in "
@@ -222,21 +228,21 @@ def _newton_gamma(stats: BalancedStats, gamma: np.ndarray, max_iter: int, tol: f
         return np.concatenate([np.zeros((g.shape[0], 1)), g], axis=1)
 
     def value(g, sub):
-        _, wz, dz = transform(_subset(stats, sub), coef_of(g))
-        return profile_loglik(_subset(stats, sub), wz, dz)
+        _, wz, dz = transform(subset(stats, sub), coef_of(g))
+        return profile_loglik(subset(stats, sub), wz, dz)
 
     active = np.arange(n_b)
     current = value(gamma, active)
     for _ in range(max_iter):
         if active.size == 0:
             break
-        sub = _subset(stats, active)
+        sub = subset(stats, active)
         g = gamma[active]
         _, wz, dz = transform(sub, coef_of(g))
         s, v = wz / m1, stats.group_size * dz / stats.n_groups
         grad, hess = derivatives(sub, coef_of(g), cols, s, v)
         hp = _schur(hess, k)
-        step = _ascent_step(hp, grad[:, :k])
+        step = ascent_step(hp, grad[:, :k])
         decrement = np.einsum("bi,bi->b", step, grad[:, :k])
         t = np.ones(active.size)
         new = g + step
@@ -257,24 +263,10 @@ def _newton_gamma(stats: BalancedStats, gamma: np.ndarray, max_iter: int, tol: f
     return gamma, converged, n_iter
 
 
-def _subset(stats: BalancedStats, idx: np.ndarray) -> BalancedStats:
-    return BalancedStats(stats.within[idx], stats.between[idx], stats.grand[idx],
-                         stats.n_groups, stats.group_size)
-
-
 def _schur(hess: np.ndarray, k: int) -> np.ndarray:
     """Hessian of the likelihood profiled over the trailing coordinates."""
     h_cc, h_cs, h_ss = hess[:, :k, :k], hess[:, :k, k:], hess[:, k:, k:]
     return h_cc - h_cs @ np.linalg.solve(h_ss, h_cs.transpose(0, 2, 1))
-
-
-def _ascent_step(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Newton step ``-H^-1 g`` with H made negative definite (eigenvalues reflected)."""
-    vals, vecs = np.linalg.eigh(hess)
-    floor = 1e-8 * np.maximum(np.abs(vals).max(axis=1, keepdims=True), 1e-300)
-    vals = -np.maximum(np.abs(vals), floor)
-    proj = np.einsum("bji,bj->bi", vecs, grad) / vals
-    return -np.einsum("bij,bj->bi", vecs, proj)
 
 
 def _moments(stats: BalancedStats, gamma: np.ndarray):
@@ -376,12 +368,9 @@ def ml_batch(y: Any, x: Any, covariates: Any = None, *, conf_level: float = 0.95
 
     conf_level = check_probability(conf_level, "conf_level", hint=" (e.g. 0.95)")
     raw = _validate(y, x, covariates)
-    k = raw.shape[3] - 2
+    k = raw.shape[0] - 2
     names_cols = ["y", "x", *(f"covariates[..., {j}]" for j in range(k))]
-    loc = raw.mean(axis=(1, 2))
-    scale = raw.std(axis=(1, 2))
-    scale = np.where(scale > 0, scale, 1.0)
-    stats = balanced_stats((raw - loc[:, None, None, :]) / scale[:, None, None, :])
+    stats, loc, scale = standardize(balanced_stats(raw))
     _check_design(stats, names_cols)
     gamma, converged, n_iter = _newton_gamma(stats, _start_gamma(stats), 100, 1e-12)
     coef, s, v, mu = _moments(stats, gamma)

@@ -165,7 +165,7 @@ def _prepare(formula: str, data: Any, group: str, missing: str) -> _Data:
 
 
 def _setup(d: _Data, opts: _Options) -> tuple[Spec, np.ndarray, np.ndarray]:
-    """The parametrisation, start values (standardised units) and the free parameters."""
+    """Return the parametrisation, start values (standardised units) and the free parameters."""
     names = d.frame.covariate_names
     k = len(names)
     if opts.covariates == "shared":
