@@ -457,7 +457,8 @@ def _contextual_design(mf, data: pd.DataFrame, slope_predictors: Sequence[str]):
         check_group_level(values, codes, J, w, "slope_predictors")
         # W's own intercept effect, unless it is already a covariate or is the group mean of X
         # (then beta_b is that effect, as with meanses in Raudenbush & Bryk's HSB models)
-        if w not in mf.covariate_names and has_variation(values - xbar):
+        same = np.max(np.abs(values - xbar)) <= 1e-9 * np.max(np.abs(xbar))
+        if w not in mf.covariate_names and not same:
             names.append(f"gamma_{w}")
             cols.append(values)
         names.append(f"gamma_{mf.target}_within:{w}")

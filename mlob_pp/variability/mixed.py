@@ -241,7 +241,10 @@ def fit_mixed(
         w[w <= _SINGULAR_TOL * sigma2_std] = 0.0
         G_std = (v * w) @ v.T
     fe_s, cov_fe_s, re_s, re_cov_s, re_fe_s = _gls(stats, G_std, sigma2_std)
-    cov_var_s = variance_information(stats, G_std, sigma2_std, reml=reml)
+    q_std = G_std.shape[0]
+    k = q_std * (q_std + 1) // 2 + 1
+    cov_var_s = (np.full((k, k), np.nan) if singular
+                 else variance_information(stats, G_std, sigma2_std, reml=reml))
     q = G_std.shape[0]
     rows, cols = np.tril_indices(q)
     s = np.diag(std.S)

@@ -337,7 +337,7 @@ def variance_information(stats: MixedStats, G: np.ndarray, sigma2: float, *,
     rows, cols = np.tril_indices(q)
     theta = np.append(G[rows, cols], sigma2)
     k = theta.size
-    if np.any(np.diag(G) <= 0) or sigma2 <= 0 or np.linalg.eigvalsh(G).min() <= 0:
+    if np.any(np.diag(G) <= 0) or sigma2 <= 0 or np.linalg.eigvalsh(G).min() <= 1e-6 * sigma2:
         return np.full((k, k), np.nan)
     diag = np.append(np.sqrt(np.diag(G)[rows] * np.diag(G)[cols]), sigma2)
 
@@ -360,7 +360,8 @@ def variance_information(stats: MixedStats, G: np.ndarray, sigma2: float, *,
                                      - f(theta - ea + eb) + f(theta - ea - eb)) / (4 * h[a] * h[b])
         return H
 
-    H = (4.0 * hessian(5e-4) - hessian(1e-3)) / 3.0
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        H = (4.0 * hessian(5e-4) - hessian(1e-3)) / 3.0
     if not np.all(np.isfinite(H)) or not np.all(np.linalg.eigvalsh(-H) > 0):
         return np.full((k, k), np.nan)
     return np.linalg.inv(-H)
