@@ -244,3 +244,31 @@ def test_plot_compare_errors(results):
     )
     with pytest.raises(ValueError, match=r"no regression coefficients to plot; pass `var_names`"):
         plot_compare({"ml": only_var})
+
+
+def test_real_bootstrap_result_table_and_plot_agree(hsb_small):
+    import matplotlib.pyplot as plt
+
+    import mlob_pp
+    from mlob_pp.common_format import estimate_frame
+    from mlob_pp.comparisons import from_ml, from_mlob
+
+    res = mlob_pp.mlob(
+        "mAch ~ ses + minrty + sx", hsb_small, "school", se="bootstrap", n_boot=200, random_seed=5
+    )
+    ml = mlob_pp.fit_ml("mAch ~ ses + minrty + sx", hsb_small, "school")
+    results = {"mlob": from_mlob(res), "ml": from_ml(ml)}
+    table = compare(results)
+    expected = estimate_frame(results["mlob"])
+    assert table.loc[("beta_b", "mlob"), "interval"] == "bootstrap_inversion"
+    assert table.loc[("beta_b", "mlob"), "ci_lower"] == expected.loc["beta_b", "ci_lower"]
+    assert (
+        table.loc[("beta_b", "mlob"), "ci_lower"] == res.summary_frame().loc["beta_b", "ci_lower"]
+    )
+    fig = plot_compare(results)
+    plotted = _plotted(fig)
+    for key in table.index:
+        if key[0].startswith(("beta", "gamma")):
+            est = table.loc[key, "estimate"]
+            assert round(float(plotted[key]["estimate"][0]), 3) == round(est, 3)
+    plt.close(fig)

@@ -411,3 +411,23 @@ def test_from_pymc_real_fit(hsb_small):
     assert post["term"].values.tolist() == ["minrtyYes", "sxMale"]
     assert "log_likelihood" not in dt.children
     assert dt.attrs["estimator"] == "mcmc" and dt.attrs["random_seed"] == 3
+
+
+def test_results_file_small_without_pointwise_loglik(standins, tmp_path):
+    from arviz_base import from_dict
+
+    rng = np.random.default_rng(0)
+    idata = from_dict(
+        {
+            "posterior": {
+                "beta_b": rng.normal(size=(2, 500)),
+                "delta": rng.normal(size=(2, 500, 160)),
+            },
+            "log_likelihood": {"y": rng.normal(size=(2, 500, 3000))},
+        },
+        dims={"delta": ["group"], "y": ["obs"]},
+    )
+    small = save({"mcmc": from_pymc(idata)}, tmp_path / "small.nc").stat().st_size
+    large = save({"mcmc": from_pymc(idata, log_likelihood=True)}, tmp_path / "ll.nc")
+    assert small < 1_500_000  # raw posterior 1.3 MB
+    assert large.stat().st_size > 10 * small  # the pointwise log-likelihood dominates
