@@ -102,7 +102,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, out_help: str, out_
         default=d["se"],
         help="standard errors and intervals of the regularised estimate: R's analytic SE with "
         "Wald intervals (too narrow in simulations), R's jackknife, or a parametric bootstrap "
-        f"with test-inversion intervals (calibrated; slower) (default {d['se']})",
+        "with test-inversion intervals (better calibrated; slower; unbounded when "
+        f"between-group information is weak) (default {d['se']})",
     )
     mlob.add_argument(
         "--n-boot",
