@@ -98,6 +98,49 @@ def _legends(fig: Any, table: pd.DataFrame, colours: dict, conf_level: float, un
     )
 
 
+def _draw_rows(ax: Any, table: pd.DataFrame, ypos: dict, colours: dict, limits) -> bool:
+    """Draw every (parameter, estimator) row; return whether an interval is unbounded."""
+    lo_lim, hi_lim = limits
+    unbounded = False
+    for (param, est), row in table.iterrows():
+        y, colour = ypos[(param, est)], colours[est]
+        lo, hi = float(row["ci_lower"]), float(row["ci_upper"])
+        shown_lo = lo if np.isfinite(lo) else lo_lim
+        shown_hi = hi if np.isfinite(hi) else hi_lim
+        if not (np.isnan(lo) or np.isnan(hi)):
+            ax.plot(
+                [shown_lo, shown_hi],
+                [y, y],
+                color=colour,
+                linewidth=2,
+                solid_capstyle="butt",
+                gid=f"{param}|{est}|interval",
+            )
+        for bound, edge, marker in ((lo, lo_lim, "<"), (hi, hi_lim, ">")):
+            if np.isinf(bound):
+                unbounded = True
+                ax.plot(
+                    [edge],
+                    [y],
+                    marker=marker,
+                    color=colour,
+                    markersize=7,
+                    gid=f"{param}|{est}|unbounded",
+                )
+        if np.isfinite(row["estimate"]):
+            ax.plot(
+                [row["estimate"]],
+                [y],
+                "o",
+                color=colour,
+                markersize=6,
+                markeredgecolor="white",
+                markeredgewidth=0.6,
+                gid=f"{param}|{est}|estimate",
+            )
+    return unbounded
+
+
 def plot_compare(
     results: Mapping[str, xr.DataTree] | Sequence[xr.DataTree],
     var_names: str | Sequence[str] | None = None,
@@ -164,43 +207,7 @@ def plot_compare(
     height = 1.0 + 0.32 * len(table) + 0.25 * len(params)
     fig, ax = plt.subplots(figsize=(8.0, max(2.6, height)), layout="constrained")
     ax.axvline(0.0, color="0.45", linestyle="--", linewidth=0.9, zorder=0)
-    unbounded = False
-    for (param, est), row in table.iterrows():
-        y, colour = ypos[(param, est)], colours[est]
-        lo, hi = float(row["ci_lower"]), float(row["ci_upper"])
-        shown_lo = lo if np.isfinite(lo) else lo_lim
-        shown_hi = hi if np.isfinite(hi) else hi_lim
-        if not (np.isnan(lo) or np.isnan(hi)):
-            ax.plot(
-                [shown_lo, shown_hi],
-                [y, y],
-                color=colour,
-                linewidth=2,
-                solid_capstyle="butt",
-                gid=f"{param}|{est}|interval",
-            )
-        for bound, edge, marker in ((lo, lo_lim, "<"), (hi, hi_lim, ">")):
-            if np.isinf(bound):
-                unbounded = True
-                ax.plot(
-                    [edge],
-                    [y],
-                    marker=marker,
-                    color=colour,
-                    markersize=7,
-                    gid=f"{param}|{est}|unbounded",
-                )
-        if np.isfinite(row["estimate"]):
-            ax.plot(
-                [row["estimate"]],
-                [y],
-                "o",
-                color=colour,
-                markersize=6,
-                markeredgecolor="white",
-                markeredgewidth=0.6,
-                gid=f"{param}|{est}|estimate",
-            )
+    unbounded = _draw_rows(ax, table, ypos, colours, (lo_lim, hi_lim))
     ax.set_xlim(lo_lim, hi_lim)
     ax.set_yticks([len(params) - 1 - i for i in range(len(params))], params)
     ax.set_ylim(-0.6, len(params) - 0.4)
