@@ -21,11 +21,11 @@ import pandas as pd
 
 from mlob_pp.closed_form.balance import BalancePlan, check_plan, draw_balance, plan_balance
 from mlob_pp.closed_form.bootstrap import check_n_boot, parametric_bootstrap
-from mlob_pp.closed_form.core import BatchResult, mlob_batch, warn_flags
+from mlob_pp.closed_form.core import BatchResult, fit_arrays, warn_flags
 from mlob_pp.closed_form.jackknife import jackknife_se
 from mlob_pp.closed_form.pooling import combine_balancings, combine_bootstrap
 from mlob_pp.closed_form.result import MLOBResult
-from mlob_pp.design import check_full_rank, constant_within_groups, has_variation
+from mlob_pp.design import RTOL, check_full_rank, has_variation
 from mlob_pp.formula.groups import resolve_group
 from mlob_pp.formula.parse import ModelFrame, parse_formula
 from mlob_pp.rrandom import RRandom
@@ -237,29 +237,43 @@ def check_design(mf: ModelFrame) -> None:
 
     The outcome must vary; the group means of x must differ and x must vary within groups;
     every covariate must vary within groups (level-1: a level-2 covariate would be absorbed
-    into beta_b by the closed-form adjustment); x and the covariates must be of full rank.
+    into beta_b by the closed-form adjustment); x and the covariates must be of full rank
+    (:func:`mlob_pp.design.check_full_rank`, consulted whenever a cheap Gram screen finds the
+    columns anywhere near dependent). Variation is judged by the rules of
+    :func:`mlob_pp.design.has_variation` and :func:`mlob_pp.design.constant_within_groups`
+    (relative tolerance :data:`mlob_pp.design.RTOL`), vectorised over the columns and applied
+    to centred values (so a shift such as 1e9 cannot turn the rounding of group means into
+    apparent within-group variation).
     """
     J = int(mf.group_labels.shape[0])
     codes = mf.group_codes
     if not has_variation(mf.y):
         raise ValueError(f"the outcome {mf.response!r} has no variation (all values equal)")
+    rows = np.vstack([mf.x, mf.covariates.T])  # one row per column: x, covariates
+    centre = rows.mean(axis=1, keepdims=True)
+    rows = rows - centre
     counts = np.bincount(codes, minlength=J)
-    means = np.bincount(codes, weights=mf.x, minlength=J) / counts
-    if not has_variation(means):
+    means = np.stack([np.bincount(codes, weights=r, minlength=J) for r in rows]) / counts
+    if not has_variation(means[0] + centre[0]):  # relative to the size of x itself
         raise ValueError(
             "The provided data does not include between-group variation for the given model: "
             f"the group means of {mf.target!r} are all equal (group column {mf.group_name!r}). "
             "Consider using a single-level model."
         )
-    if constant_within_groups(mf.x, codes, J):
+    # constant_within_groups for every column at once (same rule: within-deviation norm at
+    # most RTOL times the centred norm)
+    dev = rows - means[:, codes]
+    within2 = np.einsum("ij,ij->i", dev, dev)
+    total2 = np.einsum("ij,ij->i", rows, rows)
+    level2 = within2 <= (RTOL * RTOL) * np.maximum(total2, np.finfo(float).tiny)
+    if level2[0]:
         raise ValueError(
             "The provided data does not include within-group variation for the given model: "
             f"{mf.target!r} is constant within every group (group column {mf.group_name!r}). "
             "Consider using a simpler model."
         )
-    C = mf.covariates
     for j, name in enumerate(mf.covariate_names):
-        if constant_within_groups(C[:, j], codes, J):
+        if level2[j + 1]:
             raise ValueError(
                 f"`formula`: covariate {name!r} is constant within every group (a level-2 "
                 f"variable, such as a group characteristic or the group mean of "
@@ -267,9 +281,22 @@ def check_design(mf: ModelFrame) -> None:
                 "covariate would change beta_b without being modelled. Drop it, or use "
                 "mlob_pp.fit_mcmc, which models level-2 covariates"
             )
-    if C.shape[1]:
-        check_full_rank(np.column_stack([mf.x, C]), [mf.target, *mf.covariate_names],
-                        argument="formula")
+    if rows.shape[0] > 1 and _near_dependent(rows, total2):
+        check_full_rank(np.column_stack([mf.x, mf.covariates]),
+                        [mf.target, *mf.covariate_names], argument="formula")
+
+
+def _near_dependent(rows: np.ndarray, norms2: np.ndarray) -> bool:
+    """Cheap screen: the correlation matrix's eigenvalue ratio is below 1e-8.
+
+    ``check_full_rank`` calls columns dependent when their singular-value ratio is below 1e-9,
+    i.e. a Gram eigenvalue ratio below 1e-18; anything within 1e-8 is handed to it.
+    """
+    if not np.all(norms2 > 0):
+        return True
+    d = np.sqrt(norms2)
+    eig = np.linalg.eigvalsh((rows @ rows.T) / np.outer(d, d))
+    return bool(eig[0] < 1e-8 * eig[-1])
 
 
 @contextlib.contextmanager
@@ -331,8 +358,7 @@ def _fit(mf: ModelFrame, plan: BalancePlan, opts: _Options) -> _Fit:
             f"`jackknife=True` needs groups of at least 3 rows (each replicate deletes one "
             f"row per group); got group size {n}"
         )
-    res = mlob_batch(Y, X, C if C.shape[-1] else None, conf_level=opts.conf_level,
-                     mode=opts.mode, warn=False)
+    res = fit_arrays(Y, X, C, conf_level=opts.conf_level, mode=opts.mode)
     if np.asarray(res.internals["collinear"]).any():
         raise ValueError(
             "collinear covariates: after residualising on the target's within and between "

@@ -76,6 +76,10 @@ def plan_balance(sizes: np.ndarray, punish_coeff: float) -> BalancePlan:
     size of minimal cost).
     """
     sizes = np.asarray(sizes, dtype=np.int64)
+    if sizes.min() == sizes.max():  # balanced: nothing to delete
+        return BalancePlan(target_size=int(sizes[0]), rows_deleted=0, groups_deleted=0,
+                           n_rows=int(sizes.sum()), n_groups=int(sizes.shape[0]),
+                           groups_kept=np.arange(sizes.shape[0]))
     penalty = punish_coeff * sizes
     best_total, s = np.inf, int(sizes.min())
     for cand in np.unique(sizes):

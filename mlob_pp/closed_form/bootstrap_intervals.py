@@ -187,10 +187,10 @@ def unbounded_reason(lower: float, upper: float, roots: np.ndarray | None,
         r = np.asarray(roots, float)
         r = r[~np.isnan(r)]
         if r.size:
-            share = f" ({100 * np.mean(np.isinf(r)):.0f} % of the refits)"
+            share = f"{100 * np.mean(np.isinf(r)):.0f} % of the bootstrap refits "
     tail_pct = 100 * (1 - conf_level) / 2
     return (
-        f"unbounded {side}: more than {tail_pct:g} % of the bootstrap refits{share} do not "
-        "respond to beta_b, so these data carry too little between-group information to bound "
-        "it (few or small groups, low ICC of x)"
+        f"unbounded {side}: {share or 'too many bootstrap refits '}(more than the {tail_pct:g} % "
+        "tail) do not respond to beta_b, so these data carry too little between-group "
+        "information to bound it (few or small groups, low ICC of x)"
     )

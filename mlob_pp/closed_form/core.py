@@ -45,7 +45,7 @@ from mlob_pp.closed_form.moments import (
 from mlob_pp.tables import normal_quantile
 from mlob_pp.validate import NumericalWarning, check_choice, check_probability
 
-__all__ = ["mlob_batch", "BatchResult", "GRID_W", "grid_tau02", "warn_flags",
+__all__ = ["mlob_batch", "fit_arrays", "BatchResult", "GRID_W", "grid_tau02", "warn_flags",
            "check_batch_design"]
 
 #: rounding allowance: a spread below this many ulps of the largest |value| is "no variation"
@@ -261,11 +261,24 @@ def mlob_batch(
     """
     conf_level = check_probability(conf_level, "conf_level")
     mode = check_choice(mode, "mode", ("r", "stable"))
-    stable = mode == "stable"
     y, x, C, _ = _batch_arrays(y, x, covariates)
-    B, J, n = x.shape
-    b_prior = _check_prior(b_prior, B)
+    b_prior = _check_prior(b_prior, x.shape[0])
     check_batch_design(y, x)
+    result = fit_arrays(y, x, C, conf_level=conf_level, mode=mode, b_prior=b_prior)
+    if warn:
+        warn_flags(result, x.shape[0])
+    return result
+
+
+def fit_arrays(y: np.ndarray, x: np.ndarray, C: np.ndarray, *, conf_level: float, mode: str,
+               b_prior: np.ndarray | None = None) -> BatchResult:
+    """Fit checked arrays (B, J, n) and (B, J, n, k): the estimator without checks or warnings.
+
+    :func:`mlob_batch` checks its input and then calls this; :func:`mlob_pp.mlob` calls it
+    directly after checking the design of the whole data set.
+    """
+    stable = mode == "stable"
+    B, J, n = x.shape
     x_stats = None
     if (not stable) and J in (3, 5):
         from mlob_pp.closed_form.r_emulation import r_x_statistics
@@ -274,11 +287,8 @@ def mlob_batch(
     m = moment_fit(y, x, C, stable, x_stats)
     b = m["beta_ml"] if b_prior is None else b_prior
     index, best, valid, w_opt, tau02_opt = select_grid(m, b, stable)
-    result = _assemble(m, index, best, valid, w_opt, tau02_opt, conf_level, mode, J, n,
-                       C.shape[-1])
-    if warn:
-        warn_flags(result, B)
-    return result
+    return _assemble(m, index, best, valid, w_opt, tau02_opt, conf_level, mode, J, n,
+                     C.shape[-1])
 
 
 def _assemble(m: dict, index, best, valid, w_opt, tau02_opt, conf_level: float, mode: str,

@@ -17,8 +17,8 @@ from mlob_pp.closed_form.bootstrap import (
     refit,
     simulate_bootstrap,
 )
-from mlob_pp.comparisons.study.design import simulate_batch
 from mlob_pp.closed_form.core import mlob_batch
+from mlob_pp.comparisons.study.design import simulate_batch
 from mlob_pp.warnings import NumericalWarning
 
 
