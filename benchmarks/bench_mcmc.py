@@ -80,8 +80,8 @@ def main() -> int:
     print(f"load average at start: {os.getloadavg()}")
     print(f"settings: {args.chains} chains x {args.draws} draws (tune {args.tune})\n")
 
-    data, _ = lc.simulate(40, 30, random_state=1)
-    data2, _ = lc.simulate(40, 30, random_state=2)
+    data, _ = lc.simulate(40, 30, random_seed=1)
+    data2, _ = lc.simulate(40, 30, random_seed=2)
     clear_compiled_models()
     t0 = time.perf_counter()
     mc = fit_mcmc("y ~ x + c1", data, "g", random_seed=1, **kw)

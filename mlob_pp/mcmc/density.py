@@ -64,13 +64,9 @@ _LOG_NORMAL_CONST = -0.5 * _LOG2PI
 
 def import_jax() -> Any:
     """Import JAX with 64-bit floats, or raise an ImportError naming the ``[mcmc]`` extra."""
-    try:
-        import jax
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "mcmc_batch needs JAX and blackjax: install them with "
-            "`pip install 'mlob_pp[mcmc]'` (or `pip install jax blackjax`)"
-        ) from err
+    from mlob_pp.optional import require
+
+    jax = require("jax", "mcmc", "mcmc_batch")
     jax.config.update("jax_enable_x64", True)
     return jax
 

@@ -27,201 +27,42 @@ contextual studies. *Psychological Methods*, 13(3), 203-229. https://doi.org/10.
 
 from __future__ import annotations
 
-import numbers
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlob_pp.formula.groups import resolve_group
+from mlob_pp.mcmc.result import MCMCResult, summary_table
+from mlob_pp.seeds import as_int_seed, check_random_seed
 from mlob_pp.validate import (
-    ConvergenceWarning,
     check_bool,
     check_choice,
     check_int,
     check_probability,
+    reject_unknown,
+    renamed_argument,
 )
+from mlob_pp.warnings import ConvergenceWarning
 
 __all__ = ["fit_mcmc", "MCMCResult", "ConvergenceWarning", "clear_compiled_models"]
 
-_SCALARS = ("alpha", "mu_x", "tau2_x", "sigma2_x", "icc_x", "tau2", "sigma2")
-_SUMMARY_COLUMNS = (
-    "estimate", "std_error", "ci_lower", "ci_upper", "r_hat", "ess_bulk", "ess_tail"
-)
 # compiled nutpie models, one per model structure (covariate form, number of split predictors,
 # number of plain covariates, number of level-2 covariates); refits of new data only swap the
 # pm.Data values
 _COMPILED: dict[tuple, Any] = {}
 
-
+#: deprecated argument names (0.2 series) -> new names
+_RENAMED = {"progress_bar": "progress", "progressbar": "progress", "ci_prob": "conf_level",
+            "random_state": "random_seed"}
 
 
 def clear_compiled_models() -> None:
     """Forget the compiled models cached by :func:`fit_mcmc` (the next fit recompiles)."""
     _COMPILED.clear()
-
-
-@dataclass(frozen=True)
-class MCMCResult:
-    """Posterior of the latent covariate model from :func:`fit_mcmc`.
-
-    Attributes
-    ----------
-    idata : xarray.DataTree
-        ArviZ data: ``posterior`` (parameters on the data's scale, dims ``chain, draw`` and
-        ``term``/``group``), ``sample_stats`` (nutpie's, with ``diverging``),
-        ``observed_data`` (``y``, ``x``, ``covariates`` with dims ``obs``/``term``, and the
-        ``group`` of every ``obs``) and ``log_likelihood`` (``y``, dim ``obs``, conditional on
-        the drawn group effects; see :func:`fit_mcmc`).
-    model : pymc.Model
-        The PyMC model (standardised scale, group effects integrated out) built for this fit.
-    formula, group, covariates : str
-        The formula, the grouping column and the covariate form.
-    draws, tune, chains : int
-        Sampler settings.
-    random_seed : int
-        The seed actually used (drawn when ``random_seed=None``), so the fit can be repeated.
-    conf_level : float
-        Level of the equal-tailed credible intervals of :meth:`summary`.
-    compile_time, sampling_time : float
-        Seconds spent compiling (0 when a cached compiled model was reused) and sampling.
-    """
-
-    idata: Any
-    model: Any
-    formula: str
-    group: str
-    covariates: str
-    draws: int
-    tune: int
-    chains: int
-    random_seed: int
-    conf_level: float
-    compile_time: float
-    sampling_time: float
-    n_obs: int
-    n_groups: int
-    term_names: tuple[str, ...]
-    _table: pd.DataFrame = field(repr=False)
-
-    @property
-    def coef(self) -> pd.Series:
-        """Posterior means, labelled ``beta_b, beta_w, beta_c, gamma_<term>, alpha, ...``."""
-        return self._table["estimate"].copy()
-
-    @property
-    def se(self) -> pd.Series:
-        """Posterior standard deviations, with the labels of :attr:`coef`."""
-        return self._table["std_error"].copy()
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        """Sampler settings and seed, for provenance (also in ``idata.attrs``)."""
-        return {
-            "sampler": self.idata.attrs.get("sampler", "nutpie"),
-            "covariates": self.covariates,
-            "draws": self.draws,
-            "tune": self.tune,
-            "chains": self.chains,
-            "random_seed": self.random_seed,
-            "conf_level": self.conf_level,
-            "compile_time_s": self.compile_time,
-            "sampling_time_s": self.sampling_time,
-        }
-
-    @property
-    def n_divergent(self) -> int:
-        """Number of divergent transitions after warm-up."""
-        return int(np.asarray(self.idata["sample_stats"]["diverging"]).sum())
-
-    def summary(self, conf_level: float | None = None) -> pd.DataFrame:
-        """Table of the structural parameters.
-
-        Parameters
-        ----------
-        conf_level : float, optional
-            Level of the equal-tailed credible interval; default the fit's `conf_level`.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Index: parameter labels; columns ``estimate`` (posterior mean), ``std_error``
-            (posterior SD), ``ci_lower``, ``ci_upper``, ``r_hat``, ``ess_bulk``, ``ess_tail``.
-        """
-        if conf_level is None or conf_level == self.conf_level:
-            return self._table.copy()
-        conf_level = check_probability(conf_level, "conf_level")
-        return _summary_table(self.idata["posterior"].to_dataset(), conf_level)
-
-    def __str__(self) -> str:
-        table = self._table.to_string(float_format=lambda v: f"{v:.4g}")
-        form = "shared slopes" if self.covariates == "shared" else "level-specific slopes"
-        return (
-            f"MCMC of the latent covariate model ({form}), nutpie NUTS\n"
-            f"formula: {self.formula}   group: {self.group}\n"
-            f"N = {self.n_obs}, J = {self.n_groups}; {self.chains} chains x {self.draws} draws "
-            f"(tune {self.tune}), seed {self.random_seed}, "
-            f"{self.n_divergent} divergences\n"
-            f"compile {self.compile_time:.1f} s, sampling {self.sampling_time:.1f} s\n"
-            f"estimate = posterior mean, std_error = posterior SD, "
-            f"{100 * self.conf_level:g}% equal-tailed interval\n{table}"
-        )
-
-
-def _labels_and_values(post: Any) -> list[tuple[str, np.ndarray]]:
-    """(label, (chain, draw) array) of every structural parameter, in the contract's order."""
-    out: list[tuple[str, np.ndarray]] = []
-    for name in ("beta_b", "beta_w", "beta_c"):
-        out.append((name, np.asarray(post[name])))
-    for vec in ("gamma", "gamma_w", "gamma_b"):
-        if vec in post:
-            arr = np.asarray(post[vec])
-            for i, term in enumerate(post[vec]["term"].values):
-                out.append((f"{vec}_{term}", arr[..., i]))
-    if "gamma_l2" in post:
-        arr = np.asarray(post["gamma_l2"])
-        for i, term in enumerate(post["gamma_l2"]["l2_term"].values):
-            out.append((f"gamma_l2_{term}", arr[..., i]))
-    for name in _SCALARS:
-        out.append((name, np.asarray(post[name])))
-    return out
-
-
-def _summary_table(post: Any, conf_level: float) -> pd.DataFrame:
-    from arviz_stats.base import array_stats
-
-    rows = {}
-    lo, hi = (1 - conf_level) / 2, 1 - (1 - conf_level) / 2
-    for label, arr in _labels_and_values(post):
-        flat = arr.reshape(-1)
-        rows[label] = (
-            float(flat.mean()),
-            float(flat.std(ddof=1)),
-            float(np.quantile(flat, lo)),
-            float(np.quantile(flat, hi)),
-            float(array_stats.rhat(arr, chain_axis=0, draw_axis=1)),
-            float(array_stats.ess(arr, chain_axis=0, draw_axis=1, method="bulk")),
-            float(array_stats.ess(arr, chain_axis=0, draw_axis=1, method="tail", prob=0.05)),
-        )
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(_SUMMARY_COLUMNS))
-
-
-def _resolve_seed(random_seed: Any) -> int:
-    if random_seed is None:
-        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0])
-    if isinstance(random_seed, np.random.Generator):
-        return int(random_seed.integers(0, 2**32))
-    if isinstance(random_seed, bool) or not isinstance(random_seed, numbers.Integral):
-        raise TypeError(
-            "`random_seed` must be None, a non-negative int or a numpy Generator; "
-            f"got {type(random_seed).__name__}"
-        )
-    if random_seed < 0:
-        raise ValueError(f"`random_seed` must be a non-negative integer; got {random_seed}")
-    return int(random_seed)
 
 
 def _compiled_model(stats: Any, model: Any) -> tuple[Any, float]:
@@ -241,7 +82,7 @@ def _compiled_model(stats: Any, model: Any) -> tuple[Any, float]:
 def fit_mcmc(
     formula: str,
     data: Any,
-    group: str,
+    group: str | None = None,
     *,
     covariates: str = "shared",
     group_covariates: Sequence[str] | None = None,
@@ -253,7 +94,8 @@ def fit_mcmc(
     random_seed: Any = None,
     missing: str = "raise",
     log_likelihood: bool = True,
-    progress_bar: bool = False,
+    progress: bool = False,
+    **deprecated: Any,
 ) -> MCMCResult:
     r"""Fit the two-level latent covariate model by MCMC (PyMC model, nutpie's NUTS).
 
@@ -262,11 +104,12 @@ def fit_mcmc(
     formula : str
         ``"y ~ x + c1 + c2"``: the first right-hand term is the predictor X whose group mean is
         latent; further terms are level-1 covariates (factors become treatment dummies with R
-        names, e.g. ``sxMale``).
+        names, e.g. ``sxMale``).  The group may instead be given lme4-style in the formula,
+        ``"y ~ x + c1 + (1 | school)"`` (same result as ``group="school"``).
     data : pandas.DataFrame
         One row per level-1 unit; groups may be unbalanced (nothing is deleted).
-    group : str
-        Name of the grouping column.
+    group : str, optional
+        Name of the grouping column (or a ``(1 | group)`` term in `formula`).
     covariates : {"shared", "level_specific"}
         ``"shared"`` (default, MLOB talk eqs. 5-6): one slope ``gamma`` per covariate at both
         levels, covariates not split.  ``"level_specific"``: every covariate splits into a
@@ -288,16 +131,20 @@ def fit_mcmc(
         Chains run in parallel threads; default all cores.
     conf_level : float
         Level of the equal-tailed credible intervals in :meth:`MCMCResult.summary`.
-    random_seed : int or numpy.random.Generator, optional
-        Seed of the sampler and of the group-effect draws; with ``None`` a seed is drawn and
-        stored in ``random_seed`` of the result.
+    random_seed : None, int, numpy Generator or SeedSequence
+        Seed of the sampler and of the group-effect draws (:mod:`mlob_pp.seeds`); the integer
+        seed actually used is stored in ``random_seed`` of the result.
     missing : {"raise", "drop"}
         Rows with missing values: raise (default) or drop with a warning.
     log_likelihood : bool
         Store the pointwise log-likelihood (``chain x draw x obs`` doubles: 230 MB for HSB's
         7185 students and 4000 draws); ``False`` leaves out the ``log_likelihood`` group.
-    progress_bar : bool
+    progress : bool
         Show nutpie's progress bar.
+    **deprecated
+        Old names, accepted with a ``DeprecationWarning`` for the 0.2 series:
+        ``progress_bar``/``progressbar`` (now `progress`), ``ci_prob`` (`conf_level`),
+        ``random_state`` (`random_seed`).
 
     Returns
     -------
@@ -307,9 +154,13 @@ def fit_mcmc(
     ------
     ValueError
         For an unknown `covariates` form, non-positive `draws`/`tune`/`chains`, a
-        `conf_level` outside (0, 1), and the formula/data errors of
-        :func:`mlob_pp.formula.parse.parse_formula`; a `group_covariates` column that is not in
-        `data`, has missing values (``missing="raise"``) or is not constant within groups.
+        `conf_level` outside (0, 1), the formula/data errors of
+        :func:`mlob_pp.formula.parse.parse_formula` (empty data, non-finite values, ...), and
+        designs the model cannot be fitted to, all before any compile
+        (:func:`mlob_pp.mcmc.checks.check_design`: a single group, all groups of one row, a
+        constant outcome, X constant within groups, a constant covariate, collinear terms); a
+        `group_covariates` column that is not in `data`, has missing values
+        (``missing="raise"``) or is not constant within groups.
     TypeError
         For arguments of the wrong type, and a non-numeric `group_covariates` column.
 
@@ -357,156 +208,147 @@ def fit_mcmc(
     >>> df = mlob_pp.datasets.load("hsb")
     >>> mc = mlob_pp.fit_mcmc("mAch ~ ses + minrty + sx", df, "school",
     ...                       random_seed=1)  # doctest: +SKIP
-    >>> mc.summary().loc["beta_b", ["estimate", "std_error"]]  # doctest: +SKIP
+    >>> mc.params["beta_b"], mc.bse["beta_b"]  # doctest: +SKIP
     """
+    settings = _check_arguments(locals(), deprecated)
+    mf, stats, w_j = _prepare_data(formula, data, group, settings)
+    model, compiled, compile_time = _compile(stats)
+    raw, sampling_time = _sample(compiled, settings)
+    return _make_result(raw, stats, mf, w_j, model, compile_time, sampling_time, settings)
+
+
+def _check_arguments(args: dict[str, Any], deprecated: dict[str, Any]) -> dict[str, Any]:
+    """Validate the sampler arguments (old names mapped with a DeprecationWarning)."""
+    from mlob_pp.models.latent_covariate import COVARIATE_FORMS
+
+    deprecated = dict(deprecated)
+    for old, new in _RENAMED.items():
+        default = {"progress": False, "conf_level": 0.95, "random_seed": None}[new]
+        current = args[new]
+        same = current is default or (default is not None and current == default)
+        args[new] = renamed_argument("fit_mcmc", deprecated, old, new,
+                                     default if same else current, default)
+    reject_unknown("fit_mcmc", deprecated)
+    out = {
+        "covariates": check_choice(args["covariates"], "covariates", COVARIATE_FORMS),
+        "draws": check_int(args["draws"], "draws", minimum=1),
+        "tune": check_int(args["tune"], "tune", minimum=1),
+        "chains": check_int(args["chains"], "chains", minimum=1),
+        "cores": None if args["cores"] is None else check_int(args["cores"], "cores",
+                                                               minimum=1),
+        "conf_level": check_probability(args["conf_level"], "conf_level"),
+        "log_likelihood": check_bool(args["log_likelihood"], "log_likelihood"),
+        "progress": check_bool(args["progress"], "progress"),
+        "missing": args["missing"],
+        "group_covariates": args["group_covariates"],
+    }
+    check_random_seed(args["random_seed"], r_allowed=False)
+    out["seed"] = as_int_seed(args["random_seed"])
+    return out
+
+
+def _prepare_data(formula: Any, data: Any, group: Any, settings: dict[str, Any]):
+    """Parse the formula, check the design (before any compile), reduce to statistics."""
     from mlob_pp.formula.parse import parse_formula
+    from mlob_pp.mcmc.checks import check_design, check_group_covariates, group_level_values
     from mlob_pp.models import latent_covariate as lc
 
-    covariates = check_choice(covariates, "covariates", lc.COVARIATE_FORMS)
-    draws = check_int(draws, "draws", minimum=1)
-    tune = check_int(tune, "tune", minimum=1)
-    chains = check_int(chains, "chains", minimum=1)
-    if cores is not None:
-        cores = check_int(cores, "cores", minimum=1)
-    conf_level = check_probability(conf_level, "conf_level")
-    log_likelihood = check_bool(log_likelihood, "log_likelihood")
-    progress_bar = check_bool(progress_bar, "progress_bar")
-    seed = _resolve_seed(random_seed)
-
-    l2_names, data = _check_group_covariates(group_covariates, data, missing)
-    mf = parse_formula(formula, data, group, missing=missing)
-    w_j = _group_level_values(data, l2_names, mf) if l2_names else None
+    formula, group = resolve_group(formula, group)
+    l2_names, data = check_group_covariates(settings["group_covariates"], data,
+                                            settings["missing"])
+    mf = parse_formula(formula, data, group, missing=settings["missing"])
+    check_design(mf)
+    w_j = group_level_values(data, l2_names, mf) if l2_names else None
     stats = lc.sufficient_statistics(
         mf.y, mf.x, mf.covariates, mf.group_codes, mf.n_groups,
-        form=covariates, term_names=mf.covariate_names,
+        form=settings["covariates"], term_names=mf.covariate_names,
         group_covariates=w_j, l2_names=l2_names,
     )
-    model = lc.build_model(stats)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import nutpie
+    return mf, stats, w_j
 
+
+def _compile(stats: Any) -> tuple[Any, Any, float]:
+    """Build the PyMC model and get its compiled nutpie version (cached per structure)."""
+    from mlob_pp.models import latent_covariate as lc
+
+    model = lc.build_model(stats)
     with warnings.catch_warnings():
         # PyTensor's C backend (used for the initial point only) warns about a missing BLAS
         warnings.filterwarnings(
             "ignore", message=".*could not link to a BLAS", category=UserWarning
         )
         compiled, compile_time = _compiled_model(stats, model)
-        t0 = time.perf_counter()
-        kwargs: dict[str, Any] = {"cores": cores} if cores is not None else {}
-        raw = nutpie.sample(
-            compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-            progress_bar=progress_bar, **kwargs,
-        )
-        sampling_time = time.perf_counter() - t0
+    return model, compiled, compile_time
 
-    idata = _to_datatree(raw, stats, mf, seed, covariates, log_likelihood, w_j)
+
+def _sample(compiled: Any, settings: dict[str, Any]) -> tuple[Any, float]:
+    """Run nutpie's NUTS."""
+    nutpie = _import_nutpie()
+    kwargs: dict[str, Any] = {}
+    if settings["cores"] is not None:
+        kwargs["cores"] = settings["cores"]
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*could not link to a BLAS", category=UserWarning
+        )
+        raw = nutpie.sample(
+            compiled, draws=settings["draws"], tune=settings["tune"],
+            chains=settings["chains"], seed=settings["seed"],
+            progress_bar=settings["progress"], **kwargs,
+        )
+    return raw, time.perf_counter() - t0
+
+
+def _import_nutpie() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import nutpie
+    return nutpie
+
+
+def _make_result(raw: Any, stats: Any, mf: Any, w_j: Any, model: Any, compile_time: float,
+                 sampling_time: float, settings: dict[str, Any]) -> MCMCResult:
+    """Posterior tree, summary table, diagnostics warning, result object."""
+    from mlob_pp.mcmc.tree import posterior_tree
+    from mlob_pp.provenance import make_attrs
+
+    nutpie = _import_nutpie()
+    seed = settings["seed"]
+    idata = posterior_tree(raw, stats, mf, seed, settings["covariates"],
+                           settings["log_likelihood"], w_j)
+    provenance = make_attrs(
+        "mcmc", settings={k: settings[k] for k in ("covariates", "draws", "tune", "chains",
+                                                   "conf_level")},
+        random_seed=seed, inference_library="nutpie",
+        extra={"formula": mf.formula, "group": mf.group_name, "n_obs": mf.n_obs},
+    )
+    idata.attrs.update(provenance)
     idata.attrs.update(
         {
             "model": "latent_covariate",
-            "covariates": covariates,
+            "covariates": settings["covariates"],
             "formula": mf.formula,
             "group": mf.group_name,
-            "draws": draws,
-            "tune": tune,
-            "chains": chains,
+            "draws": settings["draws"],
+            "tune": settings["tune"],
+            "chains": settings["chains"],
             "random_seed": seed,
             "compile_time_s": compile_time,
             "sampling_time_s": sampling_time,
             "sampler": f"nutpie {nutpie.__version__} (numba backend)",
         }
     )
-    table = _summary_table(idata["posterior"].to_dataset(), conf_level)
+    table = summary_table(idata["posterior"].to_dataset(), settings["conf_level"])
     n_div = int(np.asarray(idata["sample_stats"]["diverging"]).sum())
-    _warn_diagnostics(table, n_div, chains, draws)
+    _warn_diagnostics(table, n_div, settings["chains"], settings["draws"])
     return MCMCResult(
-        idata=idata,
-        model=model,
-        formula=mf.formula,
-        group=mf.group_name,
-        covariates=covariates,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        random_seed=seed,
-        conf_level=conf_level,
-        compile_time=compile_time,
-        sampling_time=sampling_time,
-        n_obs=mf.n_obs,
-        n_groups=mf.n_groups,
-        term_names=tuple(mf.covariate_names),
-        _table=table,
+        idata=idata, model=model, formula=mf.formula, group=mf.group_name,
+        covariates=settings["covariates"], draws=settings["draws"], tune=settings["tune"],
+        chains=settings["chains"], random_seed=seed, conf_level=settings["conf_level"],
+        compile_time=compile_time, sampling_time=sampling_time, n_obs=mf.n_obs,
+        n_groups=mf.n_groups, term_names=tuple(mf.covariate_names), _table=table,
     )
-
-
-def _check_group_covariates(
-    group_covariates: Sequence[str] | None, data: Any, missing: str
-) -> tuple[tuple[str, ...], Any]:
-    """Validate the level-2 column names; with ``missing="drop"`` drop rows where they are NaN."""
-    if group_covariates is None:
-        return (), data
-    if isinstance(group_covariates, str) or not all(
-        isinstance(c, str) for c in group_covariates
-    ):
-        raise TypeError(
-            "`group_covariates` must be a sequence of column names (strings); "
-            f"got {group_covariates!r}"
-        )
-    names = tuple(dict.fromkeys(group_covariates))
-    if not names:
-        return (), data
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError("`group_covariates` needs `data` to be a pandas DataFrame")
-    unknown = [c for c in names if c not in data.columns]
-    if unknown:
-        raise ValueError(
-            f"`group_covariates` column(s) not in data: {', '.join(map(repr, unknown))}"
-        )
-    for c in names:
-        col = data[c]
-        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
-            raise TypeError(
-                f"`group_covariates` column {c!r} must be numeric; got dtype {col.dtype}"
-            )
-    isna = data[list(names)].isna().to_numpy()
-    if isna.any():
-        if missing == "raise":
-            c = names[int(np.flatnonzero(isna.any(axis=0))[0])]
-            raise ValueError(
-                f"column {c!r} has {int(isna[:, names.index(c)].sum())} missing values "
-                f"(NaN/None) in {data.shape[0]} rows; remove them or pass missing='drop' to "
-                "drop incomplete rows"
-            )
-        if missing == "drop":
-            from mlob_pp.validate import MissingDataWarning
-
-            keep = ~isna.any(axis=1)
-            warnings.warn(
-                f"dropped {int((~keep).sum())} of {data.shape[0]} rows with missing values in "
-                f"the group covariates {', '.join(map(repr, names))} (missing='drop')",
-                MissingDataWarning,
-                stacklevel=3,
-            )
-            data = data.loc[keep]
-    return names, data
-
-
-def _group_level_values(data: Any, names: tuple[str, ...], mf: Any) -> np.ndarray:
-    """(J, k) values of the level-2 columns; ValueError if not constant within a group."""
-    values = data[list(names)].to_numpy(dtype=float)[mf.rows]
-    codes = mf.group_codes
-    lo = np.full((mf.n_groups, len(names)), np.inf)
-    hi = np.full((mf.n_groups, len(names)), -np.inf)
-    np.minimum.at(lo, codes, values)
-    np.maximum.at(hi, codes, values)
-    bad = ~np.isclose(lo, hi, rtol=1e-12, atol=0.0)
-    if bad.any():
-        j, k = (int(v[0]) for v in np.nonzero(bad))
-        raise ValueError(
-            f"`group_covariates` column {names[k]!r} is not constant within groups "
-            f"(e.g. group {mf.group_labels[j]!r} has values from {lo[j, k]:g} to {hi[j, k]:g})"
-        )
-    return lo
 
 
 def _warn_diagnostics(table: pd.DataFrame, n_div: int, chains: int, draws: int) -> None:
@@ -533,91 +375,3 @@ def _warn_diagnostics(table: pd.DataFrame, n_div: int, chains: int, draws: int) 
             ConvergenceWarning,
             stacklevel=3,
         )
-
-
-def _group_coord(labels: np.ndarray) -> np.ndarray:
-    labels = np.asarray(labels)
-    return labels.astype(str) if labels.dtype == object else labels
-
-
-def _to_datatree(
-    raw: Any, stats: Any, mf: Any, seed: int, form: str, with_loglik: bool,
-    w_j: np.ndarray | None = None,
-) -> Any:
-    import nutpie
-    import xarray as xr
-    from arviz_base import make_attrs
-
-    from mlob_pp.models import latent_covariate as lc
-
-    post_z = {k: np.asarray(v) for k, v in raw["posterior"].to_dataset().data_vars.items()}
-    n_chain, n_draw = next(iter(post_z.values())).shape[:2]
-    params = lc.to_original_scale(post_z, stats)
-    rng = np.random.default_rng([seed, 20080901])
-    effects = lc.draw_group_effects(post_z, stats, rng)
-
-    def shaped(arr: np.ndarray) -> np.ndarray:
-        return arr.reshape(n_chain, n_draw, *arr.shape[1:])
-
-    terms = list(mf.covariate_names)
-    groups = _group_coord(mf.group_labels)
-    coords = {
-        "chain": np.arange(n_chain),
-        "draw": np.arange(n_draw),
-        "group": groups,
-        "term": terms,
-        "obs": np.arange(mf.n_obs),
-        "l2_term": list(stats.l2_names),
-    }
-    sd = ("chain", "draw")
-    post: dict[str, Any] = {}
-    for name in ("beta_b", "beta_w", "beta_c"):
-        post[name] = (sd, shaped(params[name]))
-    for vec in ("gamma", "gamma_w", "gamma_b"):
-        if vec in params and terms:
-            post[vec] = ((*sd, "term"), shaped(params[vec]))
-    if "gamma_l2" in params:
-        post["gamma_l2"] = ((*sd, "l2_term"), shaped(params["gamma_l2"]))
-    for name in ("alpha", "mu_x", "tau2_x", "sigma2_x", "icc_x", "tau2", "sigma2"):
-        post[name] = (sd, shaped(params[name]))
-    if form == "level_specific" and terms:
-        for name in ("mu_c", "tau2_c", "sigma2_c"):
-            post[name] = ((*sd, "term"), shaped(params[name]))
-    post["mu_xj"] = ((*sd, "group"), shaped(effects["mu_xj"]))
-    post["delta"] = ((*sd, "group"), shaped(effects["delta"]))
-    if "mu_cj" in effects and terms:
-        post["mu_cj"] = ((*sd, "group", "term"), shaped(effects["mu_cj"]))
-
-    attrs = make_attrs(inference_library=nutpie)
-    post_dims = ("chain", "draw", "group", "term", *(("l2_term",) if stats.n_l2 else ()))
-    posterior = xr.Dataset(post, coords={k: coords[k] for k in post_dims}, attrs=attrs)
-    sample_stats = raw["sample_stats"].to_dataset()
-    observed = xr.Dataset(
-        {
-            "y": (("obs",), mf.y),
-            "x": (("obs",), mf.x),
-            "covariates": (("obs", "term"), mf.covariates),
-        },
-        coords={"obs": coords["obs"], "term": terms, "group": (("obs",), groups[mf.group_codes])},
-        attrs={**attrs, "response": mf.response, "target": mf.target},
-    )
-    groups_out = {
-        "posterior": posterior,
-        "sample_stats": sample_stats,
-        "observed_data": observed,
-    }
-    if not with_loglik:
-        return xr.DataTree.from_dict(groups_out)
-    loglik = lc.pointwise_log_likelihood(
-        mf.y, mf.x, mf.covariates, mf.group_codes, params, effects, form, w_j
-    )
-    groups_out["log_likelihood"] = xr.Dataset(
-        {"y": ((*sd, "obs"), shaped(loglik))},
-        coords={k: coords[k] for k in ("chain", "draw", "obs")},
-        attrs={
-            **attrs,
-            "conditioning": "pointwise log N(y_ij | ...) given the parameters and the drawn "
-            "group effects (mu_xj, delta)",
-        },
-    )
-    return xr.DataTree.from_dict(groups_out)

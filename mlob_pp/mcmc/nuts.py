@@ -25,15 +25,10 @@ __all__ = [
 
 def import_blackjax() -> Any:
     """Import blackjax, or raise an ImportError naming the ``[mcmc]`` extra."""
+    from mlob_pp.optional import require
+
     import_jax()
-    try:
-        import blackjax
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "mcmc_batch needs blackjax: install it with `pip install 'mlob_pp[mcmc]'` "
-            "(or `pip install blackjax`)"
-        ) from err
-    return blackjax
+    return require("blackjax", "mcmc", "mcmc_batch")
 
 
 @lru_cache(maxsize=16)
