@@ -407,6 +407,11 @@ def _result(mf: ModelFrame, plan: BalancePlan, fit: _Fit, opts: _Options, formul
     }
     if not plan.balanced:
         balancing["beta_b_per_balancing"] = np.array(res.beta_b, float)
+        index = pd.RangeIndex(m, name="balancing")
+        balancing["estimates"] = pd.DataFrame(
+            np.column_stack([res.beta_b, res.gamma]), index=index, columns=list(terms))
+        balancing["estimates_ml"] = pd.DataFrame(
+            np.column_stack([res.beta_b_ml, res.gamma]), index=index, columns=list(terms))
     return MLOBResult(
         terms=terms, estimates=est, std_errors=std, estimates_ml=est_ml, std_errors_ml=std_ml,
         conf_level=opts.conf_level, formula=formula, group=group, response=mf.response,

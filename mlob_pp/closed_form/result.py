@@ -59,7 +59,9 @@ class MLOBResult(EstimatorResult):
         What balancing did: ``target_group_size``, ``rows_deleted``, ``groups_deleted``,
         ``share_rows_deleted``, ``n_balance`` (random balancings averaged), ``kept_rows``
         (0-based positions in the input data of the first balancing) and, when rows were
-        deleted, ``beta_b_per_balancing`` (the regularised estimate of each balancing).
+        deleted, ``beta_b_per_balancing`` (the regularised estimate of each balancing) and
+        ``estimates`` / ``estimates_ml`` (DataFrames: one row per balancing, one column per
+        term, of the regularised and the "ML" table).
     se_method : str
         ``"analytic"``, ``"jackknife"`` or ``"bootstrap"``.
     interval_method : str
@@ -268,7 +270,7 @@ class MLOBResult(EstimatorResult):
         se_method = self.se_method if regularised else "analytic"
         interval = self.interval_method if regularised else "wald"
         interval = _INTERVAL_NAMES.get(interval, interval)
-        bal = {k: v for k, v in self.balancing.items() if np.isscalar(v)}
+        bal = {k: v for k, v in self.balancing.items() if np.isscalar(v)}  # counts only
         attrs = make_attrs(
             estimator, settings=self.settings, random_seed=self.settings.get("random_seed"),
             extra={"conf_level": self.conf_level, "formula": self.formula, "group": self.group,

@@ -153,6 +153,11 @@ def test_balancing_is_seeded_and_averaging_uses_rubins_rules(rng):
     assert "Averaged over 20 random balancings (Rubin's rules); beta_b across balancings: SD" \
         in text
     per = avg.balancing["beta_b_per_balancing"]
+    est = avg.balancing["estimates"]
+    assert est.shape == (20, 2) and list(est.columns) == ["beta_b", "gamma_c"]
+    np.testing.assert_array_equal(est["beta_b"], per)
+    assert avg.coef["gamma_c"] == pytest.approx(est["gamma_c"].mean(), rel=1e-12)
+    assert avg.balancing["estimates_ml"]["beta_b"].std() > 0
     assert per.shape == (20,) and np.std(per) > 0
     assert avg.coef["beta_b"] == pytest.approx(np.mean(per), rel=1e-12)
     assert f"SD {np.std(per, ddof=1):.4g}" in text
