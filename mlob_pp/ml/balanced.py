@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BalancedStats", "balanced_stats", "standardize", "subset", "transform", "loglik", "profile_loglik",
-           "derivatives", "ascent_step", "det2", "inv2", "is_pd2", "VECH"]
+__all__ = ["BalancedStats", "balanced_stats", "standardize", "subset", "transform", "loglik",
+           "profile_loglik", "derivatives", "ascent_step", "det2", "inv2", "is_pd2", "VECH"]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
 #: symmetric basis of 2 x 2 matrices for the coordinates (00, 01, 11)
