@@ -349,6 +349,7 @@ def posterior_inclusion(
     *,
     rng: np.random.Generator | None = None,
     chunk: int = 64,
+    order: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Rao-Blackwellized inclusion probabilities (and indicator draws) from posterior draws.
 
@@ -369,6 +370,9 @@ def posterior_inclusion(
         (rows in data order) is returned too.
     chunk : int
         Draws processed at once (memory ~ chunk * N * 2^Sr doubles).
+    order : ndarray of int, optional
+        If given, the log-likelihood columns are written in the user's row order (sorted row k
+        is user row ``order[k]``), without a second (D, N) copy.
 
     Returns
     -------
@@ -405,5 +409,9 @@ def posterior_inclusion(
             pick = (rng.random(cum.shape[:2])[..., None] > cum).sum(axis=2)
             pick = np.minimum(pick, M.shape[0] - 1)
             delta[lo:hi] = M[pick].astype(np.int8)
-            loglik[lo:hi] = np.take_along_axis(ll, pick[:, g][..., None], axis=2)[..., 0]
+            chosen = np.take_along_axis(ll, pick[:, g][..., None], axis=2)[..., 0]
+            if order is None:
+                loglik[lo:hi] = chosen
+            else:  # row k of the sorted data is row order[k] of the user's data
+                loglik[lo:hi, order] = chosen
     return prob, delta, loglik

@@ -51,10 +51,10 @@ def _observation_groups(idata: Any, mdata: Any, order: np.ndarray, codes: np.nda
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     inv = np.empty_like(order)
     inv[order] = np.arange(len(order))
-    if ll is not None:
+    if ll is not None:  # columns already in the user's row order
         idata["log_likelihood"] = xr.DataTree(
             xr.Dataset(
-                {"y": (("chain", "draw", "obs"), ll[:, inv].reshape(n_chain, n_draw, -1))},
+                {"y": (("chain", "draw", "obs"), ll.reshape(n_chain, n_draw, -1))},
                 coords={"chain": post["chain"].values, "draw": post["draw"].values, "obs": obs},
             )
         )
@@ -89,7 +89,7 @@ def assemble_tree(idata: Any, mdata: Any, *, prior_inclusion: float, rng: Any,
 
     prob, delta, ll = posterior_inclusion(
         mdata, flat("beta"), flat("zeta"), flat("u"), prior_inclusion,
-        rng=rng if (indicator_draws or log_likelihood) else None,
+        rng=rng if (indicator_draws or log_likelihood) else None, order=order,
     )
     J, Sr = mdata.n_groups, mdata.V.shape[1]
     dims4 = ("chain", "draw", "group", "scale_effect")

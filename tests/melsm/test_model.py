@@ -241,3 +241,19 @@ def test_sufficient_statistics_path_matches_enumeration(intercept_scale_data, pa
         grads.append(model.compile_dlogp(mode="FAST_COMPILE")(point))
     assert logps[0] == pytest.approx(logps[1], rel=1e-11)
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-9, atol=1e-9)
+
+
+def test_posterior_inclusion_writes_loglik_in_user_order(tiny_data):
+    from mlob_pp.models.melsm import posterior_inclusion
+
+    rng = np.random.default_rng(5)
+    D, J = 4, tiny_data.n_groups
+    beta, zeta = rng.normal(size=(D, 2)), rng.normal(scale=0.2, size=(D, 2))
+    u = rng.normal(scale=0.4, size=(D, J, 4))
+    order = rng.permutation(len(tiny_data.y))
+    p1, _, ll_sorted = posterior_inclusion(tiny_data, beta, zeta, u, 0.4,
+                                           rng=np.random.default_rng(1), chunk=3)
+    p2, _, ll_user = posterior_inclusion(tiny_data, beta, zeta, u, 0.4,
+                                         rng=np.random.default_rng(1), chunk=3, order=order)
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(ll_user[:, order], ll_sorted)
