@@ -376,7 +376,7 @@ def test_cli_simulate_writes_netcdf_and_plots(tmp_path, capsys):
     assert ds.sizes["J"] == 2 and ds.attrs["param_rho_c"] == 0.2
     assert ds.attrs["random_seed"] == "3" and ds.attrs["chunk_size"] == 8
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
-        "coverage.png", "relative_bias.png", "rmse.png"]
+        "intervals.png", "relative_bias.png", "rmse.png"]
     assert "wrote" in capsys.readouterr().out
     direct = run_study({"J": (5, 10), "n": (5,), "icc_x": (0.1,), "beta_b": (0.5,),
                         "beta_w": (0.2,), "rho_c": 0.2}, replications=20, random_seed=3,
@@ -427,3 +427,77 @@ def test_plots(small_study):
         study_plots.plot_metric(small_study, "mae")
     with pytest.raises(ValueError, match="`K` is not a factor of this study"):
         study_plots.plot_metric(small_study, x="K")
+
+
+def _figure_texts(fig):
+    texts = [t.get_text() for t in fig.texts]
+    for leg in fig.legends:
+        texts += [t.get_text() for t in leg.get_texts()]
+    return texts
+
+
+def test_plot_captions_are_whole_and_labels_name_the_estimators(small_study):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mlob_pp.comparisons.study import plots
+
+    fig = plots.plot_rmse_ratio(small_study, "mlob", "ml_moments")
+    texts = _figure_texts(fig)
+    assert "RMSE ratio mlob / ml_moments" in texts
+    assert not any("MLOB / ML" in t for t in texts)
+    assert fig.axes[0].get_ylabel() == "RMSE ratio mlob / ml_moments"
+    # the caption lies inside the figure, whole (wrapped, not cut at the edge)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    fbox = fig.bbox
+    for t in fig.texts:
+        box = t.get_window_extent(renderer)
+        assert box.x0 >= fbox.x0 - 1 and box.x1 <= fbox.x1 + 1
+        assert box.y0 >= fbox.y0 - 1 and box.y1 <= fbox.y1 + 1
+    caption = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+    assert "60 replications per cell." in caption
+    assert "Averaged over beta_b, beta_w (mean over cells)" in caption
+    plt.close(fig)
+    fig = plots.plot_metric(small_study, "rmse")
+    assert "ML moments (R MLOB's 'ML')" in _figure_texts(fig)
+    plt.close(fig)
+
+
+def test_panels_get_their_own_y_scale_when_ranges_differ(small_study):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mlob_pp.comparisons.study import plots
+
+    ds = small_study.copy(deep=True)
+    # make the J = 10 panel's values 10,000 times those of J = 5
+    ds["value"].loc[{"J": 10}] = ds["value"].sel(J=10) * 1e4
+    fig = plots.plot_metric(ds, "rmse", x="beta_w", row=None, col="J")
+    a, b = fig.axes[:2]
+    assert a.get_ylim() != b.get_ylim()
+    plt.close(fig)
+    fig = plots.plot_metric(small_study, "coverage", x="beta_w", row=None, col="J",
+                            sharey=True)
+    assert fig.axes[0].get_ylim() == fig.axes[1].get_ylim()
+    plt.close(fig)
+
+
+def test_interval_plot_rows(small_study):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mlob_pp.comparisons.study import plots
+
+    fig = plots.plot_intervals(small_study)
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert labels == ["coverage", "coverage, bounded intervals", "share unbounded",
+                      "median width"]
+    assert {"MLOB, analytic SE", "ML moments, analytic SE"} <= set(_figure_texts(fig))
+    plt.close(fig)
