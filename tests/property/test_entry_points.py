@@ -166,15 +166,16 @@ def test_row_order_and_relabelling_do_not_change_balanced_estimates(df, seed):
     labels = {g: f"school_{v}" for g, v in zip(df["g"].unique(),
                                                rng.permutation(df["g"].nunique()), strict=True)}
     perm["g"] = perm["g"].map(labels)
-    for fn, kw in ((mlob_pp.mlob, {}), (mlob_pp.mlob, {"mode": "stable"}),
-                   (mlob_pp.fit_ml, {})):
+    # closed forms to rounding; ML to its optimizer's convergence tolerance
+    for fn, kw, rtol in ((mlob_pp.mlob, {}, 1e-9), (mlob_pp.mlob, {"mode": "stable"}, 1e-9),
+                         (mlob_pp.fit_ml, {}, 1e-5)):
         a = _call(fn, "y ~ x + c", df, "g", df=df, **kw)
         b = _call(fn, "y ~ x + c", perm, "g", df=perm, **kw)
         if a is None or b is None:
             assert a is None and b is None
             continue
-        np.testing.assert_allclose(b.params.to_numpy(), a.params.to_numpy(), rtol=1e-7,
-                                   atol=1e-10)
+        np.testing.assert_allclose(b.params.to_numpy(), a.params.to_numpy(), rtol=rtol,
+                                   atol=rtol * 1e-3)
 
 
 # ------------------------------------------------------------------ degenerate and hostile
@@ -243,6 +244,8 @@ _MUST_FAIL = {
     "object_x",
 }
 _MUST_FAIL_X = {"const_x_within", "collinear_affine", "collinear_scaled", "bool_x"}
+# corruptions of columns that the null model (y ~ 1) does not use
+_X_OR_C = {"inf_x", "none_c", "object_x"}
 
 
 @pytest.mark.parametrize("estimator", list(_FAST_ESTIMATORS))
@@ -259,7 +262,8 @@ def test_degenerate_input_gives_a_clear_error_or_a_finite_answer(estimator, df, 
             return
         except Exception as err:  # noqa: BLE001 - any other exception type is the bug
             pytest.fail(f"{estimator} on {kind}: {type(err).__name__}: {err}")
-    if kind in _MUST_FAIL:
+    uses_x = estimator != "null_model"
+    if kind in _MUST_FAIL and (uses_x or kind not in _X_OR_C):
         pytest.fail(f"{estimator} accepted {kind} and returned {res.params.to_dict()}")
     if kind in _MUST_FAIL_X and estimator != "null_model":
         pytest.fail(f"{estimator} accepted {kind} and returned {res.params.to_dict()}")
