@@ -104,6 +104,9 @@ def _check_args(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out!r} is a file; give a directory for the outputs")
+    existing = next((p for p in out.absolute().parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"--out {args.out!r}: {str(existing)!r} is a file, not a directory")
     return out
 
 

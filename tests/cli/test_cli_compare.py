@@ -143,6 +143,7 @@ def test_all_estimators_failing_is_an_error(small_csv, tmp_path, capsys):
         (["--n-balance", "0"], "--n-balance must be an integer >= 1; got 0"),
         (["--conf-level", "95"], "--conf-level must be strictly between 0 and 1; got 95.0"),
         (["--out", "afile"], "--out 'afile' is a file; give a directory for the outputs"),
+        (["--out", "afile/sub"], "--out 'afile/sub': "),
     ],
 )
 def test_compare_usage_errors_exit_2(args, message, tmp_path, capsys, monkeypatch):
