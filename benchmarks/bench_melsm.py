@@ -68,19 +68,6 @@ def ess_rhat(fit, n: int | None = None) -> tuple[np.ndarray, np.ndarray, list[st
     return ess, rhat, labels
 
 
-def recovery(pip, truth, level: float = 0.75) -> dict[str, float]:
-    """Sensitivity and false-discovery rate of the rule PIP > `level` against planted truth."""
-    flagged = set(pip.index[pip > level])
-    truth = set(truth)
-    hits = len(flagged & truth)
-    return {
-        "n_unusual": len(truth),
-        "n_flagged": len(flagged),
-        "sensitivity": hits / len(truth) if truth else float("nan"),
-        "fdr": (len(flagged) - hits) / len(flagged) if flagged else 0.0,
-    }
-
-
 def load_data(schools: int | None, seed: int):
     import mlob_pp
 
@@ -119,9 +106,9 @@ def report(fit, wall, cpu, notes, truth, args) -> None:
           f"ESS/s (wall) {ess[k] / wall:.2f}")
     print(f"  warnings: {notes or 'none'}")
     if truth is not None:
-        rec = recovery(fit.pip, truth)
-        print(f"  recovery of planted schools (PIP > 0.75): {rec['n_flagged']} flagged, "
-              f"{rec['n_unusual']} planted; sensitivity {rec['sensitivity']:.3f}, "
+        rec = fit.recovery(truth)
+        print(f"  recovery of planted schools (PIP > 0.75): {rec['flagged']:.0f} flagged, "
+              f"{rec['planted']:.0f} planted; sensitivity {rec['sensitivity']:.3f}, "
               f"false-discovery rate {rec['fdr']:.3f}")
     else:
         print(f"  PIP > 0.75: {fit.flagged().round(3).to_dict()}")

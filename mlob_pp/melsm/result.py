@@ -239,6 +239,40 @@ class MELSMResult(EstimatorResult):
         keep = (self.pip >= pip_level).any(axis=1)
         return self.pip[keep]
 
+    def recovery(self, truth: Any, pip_level: float = 0.75) -> pd.Series:
+        """Sensitivity and false-discovery rate of the rule PIP > `pip_level` against known truth.
+
+        Parameters
+        ----------
+        truth : iterable
+            Labels of the groups that really are unusual (for simulated data, e.g.
+            ``simulate_saeb(...).attrs["unusual_schools"]``).
+        pip_level : float, default 0.75
+            Flag a group when its PIP (any scale effect) exceeds this.
+
+        Returns
+        -------
+        pandas.Series
+            ``planted``, ``flagged``, ``true_positives``, ``sensitivity`` (true positives /
+            planted; NaN without planted groups) and ``fdr`` (false positives / flagged; 0 when
+            nothing is flagged).
+        """
+        pip_level = check_probability(pip_level, "pip_level")
+        pip = self.pip if isinstance(self.pip, pd.Series) else self.pip.max(axis=1)
+        truth = set(truth)
+        unknown = truth - set(pip.index)
+        if unknown:
+            raise ValueError(f"`truth` names groups that are not in the fit: {sorted(unknown)[:5]}")
+        flagged = set(pip.index[pip > pip_level])
+        hits = len(flagged & truth)
+        return pd.Series({
+            "planted": len(truth),
+            "flagged": len(flagged),
+            "true_positives": hits,
+            "sensitivity": hits / len(truth) if truth else float("nan"),
+            "fdr": (len(flagged) - hits) / len(flagged) if flagged else 0.0,
+        }, name="recovery")
+
     # ---- plots -------------------------------------------------------------------------
     def plot(self, kind: str = "pip", **kwargs: Any) -> Any:
         """Plot the PIPs: ``"pip"``, ``"funnel"`` or ``"outcome"`` (see :mod:`mlob_pp.melsm.plots`).

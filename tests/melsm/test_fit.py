@@ -535,3 +535,38 @@ def test_saeb_reference():
         tol = 4.0 * np.hypot(table.loc[row, "mcse"], sd / np.sqrt(n_eff)) + 0.005
         assert table.loc[row, "estimate"] == pytest.approx(mean, abs=tol), row
         assert table.loc[row, "std_error"] == pytest.approx(sd, rel=0.25), row
+
+
+def test_recovery_rule_by_hand():
+    pip = pd.Series([0.9, 0.8, 0.76, 0.5, 0.2, 0.75], index=[1, 2, 3, 4, 5, 6])
+    res = MELSMResult(None, pip, pip, 0.5, "y ~ (1 | g)", "~ (1 | g)", "g")
+    rec = res.recovery([1, 4, 6])  # flagged {1, 2, 3}: one hit of three planted
+    assert rec["flagged"] == 3 and rec["true_positives"] == 1
+    assert rec["sensitivity"] == pytest.approx(1 / 3) and rec["fdr"] == pytest.approx(2 / 3)
+    assert res.recovery([], pip_level=0.95)["fdr"] == 0.0
+    with pytest.raises(ValueError, match=r"`truth` names groups that are not in the fit: \[9\]"):
+        res.recovery([1, 9])
+
+
+@pytest.mark.mcmc
+def test_recovery_of_planted_schools_simulate_saeb():
+    """The PIP > 0.75 rule against simulate_saeb's planted truth, small configuration."""
+    _quiet_pymc()
+    raw = mlob_pp.simulate_saeb(60, unusual_fraction=0.2, unusual_log_sd=0.7, random_seed=3)
+    df = prepare_saeb(raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # short chains
+        fit = mlob_pp.fit_melsm(
+            "math_proficiency ~ student_ses * school_ses + (1 | school_id)", df,
+            scale="~ student_ses", draws=300, tune=300, chains=2, random_seed=4,
+            log_likelihood=False,
+        )
+    truth = raw.attrs["unusual_schools"]
+    sizes = raw.groupby("school_id").size()
+    detectable = [j for j in truth if sizes[j] >= 30]
+    assert len(detectable) >= 4
+    assert (fit.pip[detectable] > 0.75).mean() >= 0.75, fit.pip[truth]
+    rec = fit.recovery(truth)
+    assert rec["fdr"] <= 0.25, (rec, fit.flagged())
+    ordinary = fit.pip.drop(truth)
+    assert ordinary.median() < 0.6
