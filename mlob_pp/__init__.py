@@ -47,6 +47,8 @@ _LAZY: dict[str, str] = {
     "contextual_model": "mlob_pp.variability",
     "means_as_outcomes": "mlob_pp.variability",
     "parametric_bootstrap": "mlob_pp.closed_form.bootstrap",
+    # the common format
+    "NotAPosteriorError": "mlob_pp.common_format",
 }
 
 _SUBMODULES = {
