@@ -297,9 +297,9 @@ def plot_metric(
                 ax.set_ylabel(_LABELS.get(metric, metric), fontsize=8)
     name = _LABELS.get(metric, metric)
     extra = f"{name[0].upper()}{name[1:]} of each estimator."
-    if metric == "coverage":
-        extra += (" Coverage of each estimator's own interval; unbounded intervals cover "
-                  "trivially: see plot_intervals for their share and the widths.")
+    if metric.startswith("coverage"):
+        extra = (f"{name[0].upper()}{name[1:]} of each estimator's own interval; unbounded "
+                 "intervals cover trivially: see plot_intervals for their share and widths.")
     _finish(fig, axes, _caption(ds, keep, select, extra, metric.startswith("coverage")),
             legend_cols=4)
     return fig
