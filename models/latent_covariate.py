@@ -455,13 +455,18 @@ def simulate(
     phi_w: Any = None,
     phi_b: Any = None,
     s_c: Any = 1.0,
+    tau2_c: float = 0.0,
     random_seed: Any = None,
 ) -> tuple[Any, dict[str, float]]:
     """Simulate one data set of the latent covariate model (a data frame) and return the truth.
 
     A thin wrapper over :func:`mlob_pp.simulate.simulate_arrays` (the one generator) and
     :func:`mlob_pp.simulate.simulate_frame`: covariates ``C = phi_w e + phi_b u + s_c z``
-    (:mod:`mlob_pp.simulate`).  With unequal `group_size` (one size per group), a balanced
+    (:mod:`mlob_pp.simulate`).  With ``tau2_c > 0`` the covariates get their own between-group
+    variation, independent of X: ``C = phi_w (X - Xbar_j) + phi_b (Xbar_j - Xbar) + r`` with
+    residuals ``r_ij = z_ij + sqrt(tau2_c) v_j`` (``z, v ~ N(0, 1)``, passed to
+    ``simulate_arrays`` as ``c_resid``), so that level-specific covariate slopes are
+    identified.  With unequal `group_size` (one size per group), a balanced
     data set with the largest size is drawn and each group keeps its first rows (rows are
     independent given the group effects, so this is a draw of the unbalanced design).
 
@@ -478,10 +483,16 @@ def simulate(
     rng = as_generator(random_seed)
     sizes = np.broadcast_to(np.asarray(group_size, dtype=int), (n_groups,))
     k = len(gamma)
+    n_max = int(sizes.max())
+    c_resid = None
+    if tau2_c > 0 and k:
+        c_resid = rng.standard_normal((n_groups, n_max, k))
+        c_resid += np.sqrt(tau2_c) * rng.standard_normal((n_groups, 1, k))
     y, x, cov, _ = simulate_arrays(
-        (1,), n_groups, int(sizes.max()), rng, beta_b=beta_b, beta_w=beta_w, alpha=alpha,
+        (1,), n_groups, n_max, rng, beta_b=beta_b, beta_w=beta_w, alpha=alpha,
         mu_x=mu_x, tau2_x=tau2_x, sigma2_x=sigma2_x, tau2=tau2, sigma2=sigma2,
         gamma=np.asarray(gamma, dtype=float) if k else (), phi_w=phi_w, phi_b=phi_b, s_c=s_c,
+        c_resid=c_resid,
     )
     labels = [f"g{j:03d}" for j in range(n_groups)]
     frame = simulate_frame(y[0], x[0], cov[0], names=("y", "x", "c", "g"), labels=labels)

@@ -396,7 +396,7 @@ def test_short_run_warns_about_effective_sample_size(recovery_shared):
 def test_recovery_level_specific_unbalanced():
     rng = np.random.default_rng(7)
     sizes = rng.integers(5, 45, size=40)  # unbalanced: nothing is deleted
-    data, truth = lc.simulate(40, sizes, gamma=(0.3, -0.2), phi_b=(0.5, -0.5), random_seed=rng)
+    data, truth = lc.simulate(40, sizes, gamma=(0.3, -0.2), tau2_c=0.3, random_seed=rng)
     with warnings.catch_warnings():
         # R-hat sits at the 1.01 edge in short runs and differs in the last digit between
         # Python/numba builds; convergence is asserted below (R-hat < 1.01 per parameter)
