@@ -90,6 +90,21 @@ def _start_ratio(stats, gamma, b):
     return np.column_stack([gamma, c, s[:, 0, 0], s[:, 1, 1], v00, v[:, 1, 1]])
 
 
+def _shift(psi: np.ndarray, delta: np.ndarray, k: int) -> np.ndarray:
+    """Carry a solution at ``b`` to ``b + delta``: ``u -> u - delta x`` in S and V.
+
+    The between parts keep their off-diagonal equal to the within one (the constraint), so this
+    is a close start for the next inner maximisation, not the exact solution.
+    """
+    out = psi.copy()
+    c, s00, s11, v00, v11 = (psi[:, k + i] for i in range(5))
+    out[:, k] = c - delta * s11
+    out[:, k + 1] = s00 - 2.0 * delta * c + delta**2 * s11
+    v00_new = v00 - 2.0 * delta * c + delta**2 * v11
+    out[:, k + 3] = np.maximum(v00_new, 1.01 * out[:, k] ** 2 / v11)
+    return out
+
+
 def _start_no_between(stats, gamma):
     """Start of the model without between variance of X (``V11 = S11``)."""
     s, v = _moments_at(stats, gamma, np.zeros(gamma.shape[0]))
@@ -97,7 +112,7 @@ def _start_no_between(stats, gamma):
     return np.column_stack([gamma, s[:, 0, 0], s[:, 0, 1], s[:, 1, 1], v00, v[:, 0, 1]])
 
 
-def _inner(stats, psi, b, k, m, max_iter=60, tol=1e-12):
+def _inner(stats, psi, b, k, m, max_iter=60, tol=1e-11):
     """Maximise over the reduced coordinates at fixed `b` (vectorized damped Newton)."""
     proj = _projection(k, m)
     cols = np.arange(1, k + 1)
@@ -114,22 +129,34 @@ def _inner(stats, psi, b, k, m, max_iter=60, tol=1e-12):
         g = grad @ proj
         step = ascent_step(proj.T @ hess @ proj, g)
         dec = np.abs(np.einsum("bi,bi->b", step, g))
-        t = np.ones(act.size)
-        new = psi[act] + step
-        val = _value(sub, new, b[act], k, m)
-        for _ in range(40):
-            worse = ~(val >= value[act] - 1e-13 * np.abs(value[act]))
-            if not worse.any():
-                break
-            t[worse] *= 0.5
-            new[worse] = psi[act][worse] + t[worse, None] * step[worse]
-            val[worse] = _value(subset(sub, np.flatnonzero(worse)), new[worse], b[act][worse],
-                                k, m)
-        better = val >= value[act] - 1e-13 * np.abs(value[act])
+        small = dec < tol  # converged: take the last (tiny) Newton step as it is
+        psi[act[small]] += step[small]
+        done[act[small]] = True
+        act, step = act[~small], step[~small]
+        if act.size == 0:
+            break
+        sub = subset(stats, act)
+        new, val, better = _line_search(sub, psi[act], step, value[act], b[act], k, m)
         psi[act[better]] = new[better]
         value[act[better]] = val[better]
-        done[act[(dec < tol) | ~better]] = True
+        done[act[~better]] = True
     return psi, value
+
+
+def _line_search(stats, psi, step, current, b, k, m, halvings=30):
+    """Halve the steps until the log-likelihood does not decrease (beyond rounding)."""
+    slack = 1e-11 * (1.0 + np.abs(current))
+    t = np.ones(psi.shape[0])
+    new = psi + step
+    val = _value(stats, new, b, k, m)
+    for _ in range(halvings):
+        worse = ~(val >= current - slack)
+        if not worse.any():
+            break
+        t[worse] *= 0.5
+        new[worse] = psi[worse] + t[worse, None] * step[worse]
+        val[worse] = _value(subset(stats, np.flatnonzero(worse)), new[worse], b[worse], k, m)
+    return new, val, val >= current - slack
 
 
 def _slope(stats, psi, b, k):
@@ -139,8 +166,8 @@ def _slope(stats, psi, b, k):
     return grad[:, 0]
 
 
-def _one_side(stats, gamma, b_hat, se, ll_max, q, side, max_iter=80):
-    """Return the end of the interval on one side (``side`` = -1 or +1)."""
+def _ends(stats, gamma, b_hat, se, ll_max, q, side, max_iter=80):
+    """Return the end of the interval on the side ``side`` (-1 or +1) of every problem."""
     n_b, k = gamma.shape
     reach = _REACH * (1.0 + np.where(np.isfinite(se), se, 0.0))
     first = np.where(np.isfinite(se) & (se > 0), q * se, 1.0)
@@ -155,21 +182,24 @@ def _one_side(stats, gamma, b_hat, se, ll_max, q, side, max_iter=80):
         if active.size == 0:
             break
         sub = subset(stats, active)
-        psi, val = _inner(sub, psi_in[active], b[active], k, _RATIO)
-        r = side * np.sqrt(np.maximum(2.0 * (ll_max[active] - val), 0.0))
+        start = _shift(psi_in[active], b[active] - b_in[active], k)
+        psi, val = _inner(sub, start, b[active], k, _RATIO)
+        r = side[active] * np.sqrt(np.maximum(2.0 * (ll_max[active] - val), 0.0))
         slope = _slope(sub, psi, b[active], k)
         with np.errstate(divide="ignore", invalid="ignore"):
             rprime = -slope / r
-        hit = np.abs(np.abs(r) - q) < 1e-9 * q
+        hit = np.abs(np.abs(r) - q) < 1e-8 * q
+        width = np.abs(b_out[active] - b_in[active])
+        hit |= width < 1e-12 * (1.0 + np.abs(b[active]))  # bracket at rounding level
         result[active[hit]] = b[active[hit]]
         inside = np.abs(r) < q
         ia, oa = active[inside], active[~inside & np.isfinite(r)]
         b_in[ia], psi_in[ia] = b[ia], psi[inside]
         b_out[oa] = b[oa]
         new, step = _propose(b_hat[active], b[active], r, rprime, b_in[active], b_out[active],
-                             last_step[active], q, side, first[active])
+                             last_step[active], q, side[active], first[active])
         gone = ~np.isfinite(b_out[active]) & (np.abs(new - b_hat[active]) > reach[active])
-        result[active[gone & ~hit]] = side * np.inf
+        result[active[gone & ~hit]] = side[active[gone & ~hit]] * np.inf
         last_step[active] = step
         b[active] = new
         active = active[~hit & ~gone & np.isfinite(new)]
@@ -234,6 +264,11 @@ def profile_interval(stats: BalancedStats, gamma: np.ndarray, beta_b: np.ndarray
     idx, keep = idx[~flat], np.flatnonzero(~flat)
     if idx.size:
         sub = subset(sub, keep)
-        for side, out in ((-1.0, lower), (1.0, upper)):
-            out[idx] = _one_side(sub, gamma[idx], beta_b[idx], se[idx], ll_max[idx], q, side)
+        # both ends in one vectorized search: rows 0..m-1 lower, m..2m-1 upper
+        m = idx.size
+        both = np.concatenate([np.arange(m), np.arange(m)])
+        side = np.repeat([-1.0, 1.0], m)
+        ends = _ends(subset(sub, both), gamma[idx][both], beta_b[idx][both], se[idx][both],
+                     ll_max[idx][both], q, side)
+        lower[idx], upper[idx] = ends[:m], ends[m:]
     return lower, upper

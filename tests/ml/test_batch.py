@@ -168,3 +168,38 @@ def test_bad_input_errors():
         mlob_pp.ml_batch(y, x, {"a": 1})
     with pytest.raises(ValueError, match=r"`conf_level` must be strictly between 0 and 1"):
         mlob_pp.ml_batch(y, x, conf_level=95)
+
+
+def test_analytic_derivatives_match_finite_differences():
+    from mlob_pp.ml.balanced import derivatives
+
+    rng = np.random.default_rng(0)
+    st = balanced_stats(rng.normal(size=(4, 2, 7, 5)))
+    coef = np.array([[0.3, 0.2, -0.1], [0.1, 0.4, 0.2]])
+    s = np.array([[[1.2, 0.3], [0.3, 0.9]]] * 2)
+    v = np.array([[[2.2, 0.5], [0.5, 1.9]]] * 2)
+    cols = np.array([0, 1, 2])
+
+    def unpack(p):
+        def sym(e):
+            return np.stack([np.stack([e[:, 0], e[:, 1]], -1), np.stack([e[:, 1], e[:, 2]], -1)],
+                            -2)
+        return p[:, :3], sym(p[:, 3:6]), sym(p[:, 6:9])
+
+    def value(p):
+        c, ss, vv = unpack(p)
+        _, wz, dz = transform(st, c)
+        return loglik(st, wz, dz, ss, vv)
+
+    p0 = np.concatenate([coef, s[:, [0, 0, 1], [0, 1, 1]], v[:, [0, 0, 1], [0, 1, 1]]], axis=1)
+    grad, hess = derivatives(st, coef, cols, s, v)
+    eye, h = np.eye(9), 1e-6
+    num_g = np.stack([(value(p0 + h * eye[i]) - value(p0 - h * eye[i])) / (2 * h)
+                      for i in range(9)], axis=1)
+    num_h = np.stack([(derivatives(st, *unpack(p0 + h * eye[i])[:1], cols,
+                                   *unpack(p0 + h * eye[i])[1:])[0]
+                       - derivatives(st, *unpack(p0 - h * eye[i])[:1], cols,
+                                     *unpack(p0 - h * eye[i])[1:])[0]) / (2 * h)
+                      for i in range(9)], axis=2)
+    np.testing.assert_allclose(grad, num_g, atol=1e-7 * np.abs(grad).max())
+    np.testing.assert_allclose(hess, num_h, atol=1e-7 * np.abs(hess).max())
