@@ -63,6 +63,7 @@ from mlob_pp.variability.sufficient import (
     fit_random_intercept,
     mixed_stats,
     profiled_deviance,
+    profiled_sigma2,
     variance_information,
 )
 from mlob_pp.warnings import SingularFitWarning
@@ -318,11 +319,16 @@ def _fit_statsmodels(y, X, Z, codes, stats, *, reml, start_from_stats):
 
     model = MixedLM(y, X, groups=codes, exog_re=Z)
     starts: dict[str, tuple] = {"powell": ("powell", None)}
+    runs: dict[str, dict] = {}
+    own = None
     if start_from_stats:  # random slopes: BFGS from lme4-style optimum; Powell if that fails
-        G0, _ = _optimise_cholesky(stats, reml=reml)
+        G0, dev0 = _optimise_cholesky(stats, reml=reml)
         starts = {"bfgs_from_cholesky": ("bfgs", MixedLMParams.from_components(
             fe_params=np.zeros(X.shape[1]), cov_re=G0)), **starts}
-    runs: dict[str, dict] = {}
+        w, v = np.linalg.eigh(G0)
+        s2 = profiled_sigma2(stats, v * np.sqrt(np.maximum(w, 0.0)), reml=reml)
+        own = (s2 * G0, s2, -0.5 * dev0)
+        runs["lbfgsb_sufficient"] = {"llf": own[2], "converged": True, "messages": []}
     best = None
     for label, (method, start) in starts.items():
         if best is not None:
@@ -333,6 +339,10 @@ def _fit_statsmodels(y, X, Z, codes, stats, *, reml, start_from_stats):
                        "messages": msgs}
         if res is not None and np.isfinite(llf) and (best is None or llf > best[1].llf):
             best = (label, res)
+    if best is None and own is not None and np.isfinite(own[2]):
+        # statsmodels failed (seen with many singleton groups): keep the lme4-style optimum
+        return own[0], own[1], own[2], {"engine": "statsmodels", "method": "lbfgsb_sufficient",
+                                        "runs": runs, "llf_spread": np.nan}
     if best is None:
         raise FloatingPointError(
             "no optimizer reached a finite log-likelihood "
@@ -350,6 +360,9 @@ def _fit_statsmodels(y, X, Z, codes, stats, *, reml, start_from_stats):
     llfs = [r["llf"] for r in runs.values() if np.isfinite(r["llf"])]
     optimizer = {"engine": "statsmodels", "method": kept, "runs": runs,
                  "llf_spread": float(max(llfs) - min(llfs))}
+    if own is not None and own[2] > float(res.llf) + 1e-9 * max(1.0, abs(own[2])):
+        optimizer["method"] = "lbfgsb_sufficient"  # statsmodels ended lower: keep ours
+        return own[0], own[1], own[2], optimizer
     G = np.atleast_2d(np.asarray(res.cov_re, dtype=float))
     return 0.5 * (G + G.T), float(res.scale), float(res.llf), optimizer
 

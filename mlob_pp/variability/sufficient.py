@@ -43,6 +43,7 @@ __all__ = [
     "MixedStats",
     "mixed_stats",
     "profiled_deviance",
+    "profiled_sigma2",
     "loglik",
     "fit_random_intercept",
     "variance_information",
@@ -231,6 +232,12 @@ def profiled_deviance(stats: MixedStats, L: np.ndarray, *, reml: bool) -> float:
     return logdet + N * (1.0 + _LOG2PI + np.log(r / N))
 
 
+def profiled_sigma2(stats: MixedStats, L: np.ndarray, *, reml: bool) -> float:
+    """Return the (REML or ML) estimate of sigma2 at the relative covariance factor `L`."""
+    _, _, _, r = _solve(stats, np.atleast_2d(L))
+    return r / (stats.n_obs - stats.n_fe if reml else stats.n_obs)
+
+
 def loglik(stats: MixedStats, G: np.ndarray, sigma2: float, *, reml: bool) -> float:
     """Return the log-likelihood at ``(G, sigma2)`` with only beta profiled out (lme4 constants).
 
@@ -280,6 +287,16 @@ def fit_random_intercept(stats: MixedStats, *, reml: bool) -> dict:
     grid = np.linspace(-30.0, 25.0, 56)
     values = np.array([dev_log(t) for t in grid])
     k = int(np.argmin(values))
+    while k == grid.size - 1 and grid[-1] < 85.0:  # tiny within variance: search further up
+        more = grid[-1] + np.arange(1.0, 11.0)
+        grid = np.append(grid, more)
+        values = np.append(values, [dev_log(t) for t in more])
+        k = int(np.argmin(values))
+    if k == grid.size - 1:
+        raise ValueError(
+            "`data`: the variance ratio tau2/sigma2 exceeds e^85: the outcome hardly varies within "
+            "groups, so sigma2 is not estimable at double precision"
+        )
     lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
     res = minimize_scalar(dev_log, bounds=(lo, hi), method="bounded",
                           options={"xatol": 1e-10, "maxiter": 500})

@@ -285,3 +285,31 @@ def test_random_slope_ml_near_singular_is_fast_and_at_the_optimum():
     assert res.boundary and res.fit.singular
     ri = contextual_model("y ~ x", df, "g", method="ml")
     assert res.llf >= ri.llf - 1e-8
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_designs_give_a_clear_error_or_a_finite_answer(seed):
+    # unbalanced designs with singleton groups, scales 1e-9..1e9 and shifts; random slopes
+    # included (statsmodels returned NaN log-likelihoods on one such design: the lme4-style
+    # optimum is kept then)
+    rng = np.random.default_rng(100 + seed)
+    J = int(rng.integers(2, 40))
+    g = np.repeat(np.arange(J), rng.integers(1, 12, J))
+    x = rng.normal(size=J)[g] * rng.uniform(0, 2) + rng.normal(size=g.size)
+    y = (rng.choice([0.0, 1e6, -1e9]) + 10.0 ** rng.uniform(-9, 9)
+         * (x * rng.normal() + rng.normal(size=J)[g] + rng.normal(size=g.size)))
+    df = pd.DataFrame({"y": y, "x": x * 10.0 ** rng.uniform(-6, 6), "g": g})
+    calls = [lambda: null_model("y ~ 1", df, "g"),
+             lambda: contextual_model("y ~ x", df, "g"),
+             lambda: contextual_model("y ~ x", df, "g", method="ml", random_slope=True)]
+    for call in calls:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", BoundaryWarning)
+                res = call()
+        except ValueError as exc:
+            assert str(exc).startswith(("`", "outcome", "the target", "the group means"))
+            continue
+        frame = res.to_frame()
+        assert np.all(np.isfinite(frame["estimate"]))
+        assert res.sigma2 > 0 and res.tau2 >= 0
