@@ -32,12 +32,15 @@ from mlob_pp.closed_form.bootstrap import (
     inversion_interval,
     parametric_bootstrap,
 )
-from mlob_pp.comparisons.study.design import cell_key, simulate_batch, talk_design
 from mlob_pp.closed_form.core import mlob_batch
+from mlob_pp.comparisons.study.design import cell_key, simulate_batch, talk_design
 
 FIELDS = ["icc_x", "J", "n", "beta_b", "beta_w", "gamma", "center", "method", "coverage",
           "miss_low", "miss_high", "infinite", "mean_width", "median_width", "se_ratio", "mean_se",
-          "sd_estimate", "bias", "mad", "n_reps", "n_boot", "n_failed", "seconds"]
+          "sd_estimate", "bias", "mad", "n_reps", "n_boot", "n_failed", "seconds",
+          "coverage_bounded", "median_width_bounded"]
+#: columns added in 0.2 (issue 11): older CSVs lack them (read with ``restval``)
+BOUNDED_FIELDS = ("coverage_bounded", "median_width_bounded")
 
 
 def speed(args) -> None:
@@ -45,7 +48,7 @@ def speed(args) -> None:
                   tau2=0.1, sigma2=0.6)
     rng = np.random.default_rng(1)
     y, x, c = simulate_batch(params, 1, rng)
-    parametric_bootstrap(y[0], x[0], c[0], n_boot=10, random_state=0)  # compile / warm up
+    parametric_bootstrap(y[0], x[0], c[0], n_boot=10, random_seed=0)  # compile / warm up
     print(f"parametric_bootstrap, J = 40, n = 30, k = 1, n_boot = {args.n_boot} "
           f"(best and median of {args.repeat}; load average {os.getloadavg()[0]:.1f})")
     for interval in ("percentile", "inversion"):
@@ -53,7 +56,7 @@ def speed(args) -> None:
             wall, cpu = [], []
             for r in range(args.repeat):
                 t0, c0 = time.perf_counter(), time.process_time()
-                parametric_bootstrap(y[0], x[0], c[0], n_boot=args.n_boot, random_state=r,
+                parametric_bootstrap(y[0], x[0], c[0], n_boot=args.n_boot, random_seed=r,
                                      n_jobs=n_jobs, interval=interval)
                 wall.append(time.perf_counter() - t0)
                 cpu.append(time.process_time() - c0)
@@ -115,7 +118,7 @@ def run_cell(cell: dict, reps: int, n_boot: int, center: str, seed: int) -> list
     data_seed, boot_seed = ss.spawn(2)
     y, x, c = simulate_batch(cell, reps, np.random.default_rng(data_seed))
     res = bootstrap_batch(y, x, c, n_boot=n_boot, center=center,
-                          random_state=np.random.default_rng(boot_seed))
+                          random_seed=np.random.default_rng(boot_seed))
     truth = float(cell["beta_b"])
     rows = []
     n_failed = int(np.sum(~np.isfinite(res["draws_beta_b"])))
@@ -139,6 +142,9 @@ def run_cell(cell: dict, reps: int, n_boot: int, center: str, seed: int) -> list
             "bias": float(np.nanmean(est) - truth),
             "mad": float(np.nanmedian(np.abs(est - truth))),
             "n_reps": reps, "n_boot": n_boot, "n_failed": n_failed, "seconds": seconds,
+            # among intervals with both bounds finite (an unbounded interval covers trivially)
+            "coverage_bounded": float(cover[ok].mean()) if ok.any() else np.nan,
+            "median_width_bounded": float(np.median((hi - lo)[ok])) if ok.any() else np.nan,
         })
     return rows
 
@@ -174,7 +180,7 @@ def coverage(args) -> None:
     print(f"{len(todo)} cell x center runs to do ({len(done)} done) -> {out}", flush=True)
     new = not out.exists()
     with out.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, FIELDS)
+        writer = csv.DictWriter(fh, FIELDS, restval="")
         if new:
             writer.writeheader()
         t0 = time.perf_counter()
