@@ -86,12 +86,13 @@ def balancing_lines(balancing: dict[str, Any], random_seed: Any) -> list[str]:
     if not rows:
         return []
     share = float(balancing.get("share_rows_deleted", 0.0) or 0.0)
+    groups = int(balancing.get("groups_deleted", 0) or 0)
     total = f" of {round(rows / share)}" if share > 0 else ""
     seed = ("unseeded: refitting deletes other rows" if random_seed is None
             else f"random_seed = {random_seed}")
     lines = [
-        f"  Balancing deleted {rows}{total} rows ({100 * share:.1f}%) and "
-        f"{balancing.get('groups_deleted', 0)} groups AT RANDOM ({seed}) so that every group "
+        f"  Balancing deleted {rows}{total} rows ({100 * share:.1f}%) and {groups} "
+        f"group{'' if groups == 1 else 's'} AT RANDOM ({seed}) so that every group "
         f"has {balancing.get('target_group_size')} rows; other deletions give other estimates."
     ]
     per = balancing.get("beta_b_per_balancing")
