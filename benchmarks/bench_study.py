@@ -63,8 +63,60 @@ def baseline_rate(n_cells: int, reps: int, seed: int) -> tuple[float, float]:
     return n / t_front, n / t_batch1
 
 
+def _set(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        name, _, values = item.partition("=")
+        vals = tuple(float(v) if "." in v else int(v) for v in values.split(","))
+        out[name] = vals
+    return out
+
+
+def four_way(args: argparse.Namespace) -> None:
+    """The reference benchmark (issue 13.4): every requested arm on every replication."""
+    from mlob_pp.comparisons.study.runner import run_study, save_study
+
+    design = _set(args.set) or "talk"
+    estimators = args.estimators.split(",")
+    print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"design: {design}; replications {args.replications}; estimators {estimators}; "
+          f"n_boot {args.n_boot}; mcmc {args.mcmc_draws}/{args.mcmc_tune}/{args.mcmc_chains}")
+    t0 = time.perf_counter()
+    ds = run_study(design, replications=args.replications, estimators=estimators,
+                   random_seed=args.seed, checkpoint=args.checkpoint,
+                   chunk_size=args.chunk_size, n_boot=args.n_boot,
+                   mcmc_kwargs={"draws": args.mcmc_draws, "tune": args.mcmc_tune,
+                                "chains": args.mcmc_chains} if "mcmc" in estimators else None)
+    wall = time.perf_counter() - t0
+    print(f"wall time {wall:.1f} s; load average at the end {os.getloadavg()[0]:.2f}")
+    factors = [d for d in ds["seconds"].dims if d != "phase"]
+    n = ds["counts"].sel(count="n_replications")
+    for ph in ds["phase"].values:
+        if ph == "generate":
+            continue
+        est = "mlob" if ph == "mlob_bootstrap" else ph
+        reps = n.sel(estimator=est)
+        per = ds["cpu_seconds"].sel(phase=ph).sum([f for f in factors if f != "J"]) \
+            / reps.sum([f for f in factors if f != "J"])
+        row = ", ".join(f"J={int(j)}: {1e3 * float(v):.2f}" for j, v in zip(
+            per["J"].values, per.values, strict=True))
+        print(f"CPU ms per data set, {ph:15s}: {row}")
+    if args.out:
+        save_study(ds, args.out)
+        print(f"saved {args.out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--four-way", action="store_true",
+                    help="reference benchmark: all requested arms on every replication")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2",
+                    help="(--four-way) factor levels, e.g. --set J=5,10 (default: talk design)")
+    ap.add_argument("--estimators", default="mlob,ml_moments,ml,mcmc")
+    ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--mcmc-draws", type=int, default=500)
+    ap.add_argument("--mcmc-tune", type=int, default=500)
+    ap.add_argument("--mcmc-chains", type=int, default=4)
     ap.add_argument("--replications", type=int, default=5000)
     ap.add_argument("--scheduler", default="local", help="'local' (2 workers) or 'serial'")
     ap.add_argument("--n-workers", type=int, default=2)
@@ -75,6 +127,9 @@ def main() -> None:
     ap.add_argument("--baseline-cells", type=int, default=12)
     ap.add_argument("--baseline-reps", type=int, default=20)
     args = ap.parse_args()
+    if args.four_way:
+        four_way(args)
+        return
 
     from mlob_pp.comparisons.study.runner import run_study, save_study
 
