@@ -329,6 +329,12 @@ def _fit_statsmodels(y, X, Z, codes, stats, *, reml, start_from_stats):
         s2 = profiled_sigma2(stats, v * np.sqrt(np.maximum(w, 0.0)), reml=reml)
         own = (s2 * G0, s2, -0.5 * dev0)
         runs["lbfgsb_sufficient"] = {"llf": own[2], "converged": True, "messages": []}
+        if np.linalg.eigvalsh(G0).min() <= _SINGULAR_TOL:
+            # boundary optimum (singular G): statsmodels' gradient search crawls along the
+            # boundary (70-90 s on 200 rows before) without improving it; lme4 stops here too
+            return own[0], own[1], own[2], {"engine": "statsmodels",
+                                            "method": "lbfgsb_sufficient (boundary)",
+                                            "runs": runs, "llf_spread": 0.0}
     best = None
     for label, (method, start) in starts.items():
         if best is not None:
@@ -348,14 +354,15 @@ def _fit_statsmodels(y, X, Z, codes, stats, *, reml, start_from_stats):
             "no optimizer reached a finite log-likelihood "
             f"({', '.join(f'{m}: {r['llf']}' for m, r in runs.items())})"
         )
-    # polish with BFGS from there (Powell stops ~1e-7 short in flat directions); kept only
-    # if the log-likelihood does not decrease
-    res_b, msgs = _run(model, reml, "bfgs", start=best[1].params_object)
-    llf_b = float(res_b.llf) if res_b is not None else float("nan")
-    runs["bfgs_polish"] = {"llf": llf_b, "converged": bool(res_b is not None and res_b.converged),
-                           "messages": msgs}
-    if res_b is not None and np.isfinite(llf_b) and llf_b >= best[1].llf:
-        best = ("bfgs_polish", res_b)
+    if best[0] == "powell":
+        # polish with BFGS from there (Powell stops ~1e-7 short in flat directions); kept only
+        # if the log-likelihood does not decrease
+        res_b, msgs = _run(model, reml, "bfgs", start=best[1].params_object)
+        llf_b = float(res_b.llf) if res_b is not None else float("nan")
+        runs["bfgs_polish"] = {"llf": llf_b, "messages": msgs,
+                               "converged": bool(res_b is not None and res_b.converged)}
+        if res_b is not None and np.isfinite(llf_b) and llf_b >= best[1].llf:
+            best = ("bfgs_polish", res_b)
     kept, res = best
     llfs = [r["llf"] for r in runs.values() if np.isfinite(r["llf"])]
     optimizer = {"engine": "statsmodels", "method": kept, "runs": runs,
