@@ -23,11 +23,14 @@ Engines (:func:`fit_mixed`, argument ``engine``):
 * ``"statsmodels"`` (random slopes, or on request): statsmodels' MixedLM. Its default (BFGS from
   a unit variance ratio) can stop at a wrong point and still report convergence, and L-BFGS can
   collapse the between variance to 0 with an infinite log-likelihood (both seen on a balanced
-  160 x 70 design), so **Powell** is run, from statsmodels' default start and, with random
-  slopes, also from the optimum of the sufficient-statistics criterion over the Cholesky factor
-  of :math:`G/\sigma^2` (lme4's parametrisation, bounded L-BFGS-B); the fit with the larger
-  finite log-likelihood is kept and every run is recorded in ``optimizer``. (Nelder-Mead was
-  dropped: on near-singular G it ran its 5,000 iterations, 70-90 s on 200 rows.)
+  160 x 70 design). Random-intercept models: **Powell** from statsmodels' default start, then a
+  BFGS polish from Powell's optimum (kept only if the log-likelihood does not drop). Random
+  slopes: first the sufficient-statistics criterion is minimised over the Cholesky factor of
+  :math:`G/\sigma^2` (lme4's parametrisation, bounded L-BFGS-B from two starts); statsmodels'
+  BFGS then starts there (Powell from the default start if that fails). If that optimum is on
+  the boundary (singular G), or statsmodels fails or ends lower, the lme4-style optimum is kept
+  (statsmodels' gradient search crawled along the boundary: Nelder-Mead ran its 5,000 iterations,
+  70-90 s on 200 rows). Every run's log-likelihood is recorded in ``optimizer``.
 
 Every engine works on standardised data (outcome and predictors centred and scaled, mapped back
 exactly), so results are equivariant under shifting and rescaling the outcome or a predictor.
