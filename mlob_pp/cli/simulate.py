@@ -114,12 +114,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="r",
         help="mode of the closed-form estimator (default r)",
     )
-    for arm, default in (("ml", 100), ("mcmc", 10)):
+    for arm in ("ml", "mcmc"):
         parser.add_argument(
             f"--{arm}-replications",
             type=int,
-            default=default,
-            help=f"replications per cell of the {arm} arm (default {default})",
+            default=None,
+            help=f"run the {arm} arm on only the first N replications of each cell "
+                 "(default: every replication)",
         )
         parser.add_argument(
             f"--{arm}-cells",
@@ -131,8 +132,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MCMC draws per chain in the mcmc arm (default 500)")
     parser.add_argument("--mcmc-tune", type=int, default=500,
                         help="MCMC tuning steps in the mcmc arm (default 500)")
-    parser.add_argument("--mcmc-chains", type=int, default=2,
-                        help="MCMC chains in the mcmc arm (default 2)")
+    parser.add_argument("--mcmc-chains", type=int, default=4,
+                        help="MCMC chains in the mcmc arm (default 4)")
+    parser.add_argument("--n-boot", type=int, default=0,
+                        help="parametric-bootstrap refits per data set for MLOB's bootstrap "
+                             "interval (default 0: no bootstrap arm)")
     parser.add_argument(
         "--keep-replications", action="store_true", help="also store per-replication estimates"
     )
@@ -178,9 +182,14 @@ def _run(args: argparse.Namespace) -> int:
     estimators = [e.strip() for e in args.estimators.split(",") if e.strip()]
     subsets: dict[str, Any] = {}
     for arm in ("ml", "mcmc"):
-        if arm in estimators:
-            subsets[arm] = {"replications": getattr(args, f"{arm}_replications"),
-                            "cells": _parse_cells(getattr(args, f"{arm}_cells"))}
+        reps, cells = getattr(args, f"{arm}_replications"), getattr(args, f"{arm}_cells")
+        if arm in estimators and (reps is not None or cells):
+            subset: dict[str, Any] = {}
+            if reps is not None:
+                subset["replications"] = reps
+            if cells:
+                subset["cells"] = _parse_cells(cells)
+            subsets[arm] = subset
     ds = run_study(
         design,
         replications=args.replications,
@@ -192,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         conf_level=args.conf_level,
         mode=args.mode,
+        n_boot=args.n_boot,
         mcmc_kwargs={"draws": args.mcmc_draws, "tune": args.mcmc_tune,
                      "chains": args.mcmc_chains} if "mcmc" in estimators else None,
         n_workers=args.n_workers,
