@@ -12,7 +12,10 @@ of the cell, and the ratio.  Also reported: the share of data sets rerun, not co
 the reruns, and with divergences.
 
 Timings depend on the load of the machine (2 cores shared with other work while this was
-written): the load average is printed and stored with the results.
+written): the load average is printed and stored with the results, and so is the CPU time of
+this process per data set.  ``mcmc_batch`` runs on one core, so its CPU time is what an
+otherwise idle core would take; ``fit_mcmc`` runs its chains in threads on all cores (its CPU
+time sums them).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def simulate(B: int, J: int, n: int, seed: int):
 
 
 def time_fit_mcmc(y, x, c, draws, tune):
-    """Seconds of one warm fit_mcmc call (compile done by a first call on other data)."""
+    """(wall, CPU) seconds of one warm fit_mcmc call (compiled by a first call on other data)."""
     import pandas as pd
 
     J, n = y.shape[1:]
@@ -51,10 +54,10 @@ def time_fit_mcmc(y, x, c, draws, tune):
         warnings.simplefilter("ignore")
         mlob_pp.fit_mcmc("y ~ x + c1", frame(1), "g", draws=draws, tune=tune, chains=4,
                          random_seed=1)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         mlob_pp.fit_mcmc("y ~ x + c1", frame(0), "g", draws=draws, tune=tune, chains=4,
                          random_seed=2)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:
@@ -79,27 +82,32 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"one-off compile + 2 fits: {compile_s:.1f} s; {args.batch} data sets per cell, "
           f"n = {args.n}, 4 chains x ({args.tune} + {args.draws})")
-    print(f"{'J':>3} {'ms/set':>8} {'rerun':>6} {'not conv':>8} {'diverg':>6} "
-          f"{'fit_mcmc s':>10} {'ratio':>6}")
+    print(f"{'J':>3} {'ms/set':>7} {'cpu ms':>7} {'rerun':>6} {'not conv':>8} {'diverg':>6} "
+          f"{'fit_mcmc s':>10} {'cpu s':>6} {'ratio':>6} {'cpu ratio':>9}")
     rows = []
     for J in args.groups:
         y, x, c = simulate(args.batch, J, args.n, J)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = mlob_pp.mcmc_batch(y, x, c, random_seed=J, **opts)
         per_set = (time.perf_counter() - t0) / args.batch
-        single = float("nan") if args.no_pymc else time_fit_mcmc(y, x, c, args.draws, args.tune)
+        cpu_set = (time.process_time() - c0) / args.batch
+        single, single_cpu = ((float("nan"),) * 2 if args.no_pymc
+                              else time_fit_mcmc(y, x, c, args.draws, args.tune))
         row = {
             "J": J, "n": args.n, "B": args.batch, "ms_per_data_set": 1000 * per_set,
+            "cpu_ms_per_data_set": 1000 * cpu_set,
             "share_rerun": float(np.mean(res.n_reruns > 0)),
             "share_not_converged": float(np.mean(~res.converged)),
             "share_divergent": float(np.mean(res.n_divergent > 0)),
-            "fit_mcmc_s": single, "ratio": single / per_set,
+            "fit_mcmc_s": single, "fit_mcmc_cpu_s": single_cpu, "ratio": single / per_set,
+            "cpu_ratio": single_cpu / cpu_set,
             "load_average": os.getloadavg()[0],
         }
         rows.append(row)
-        print(f"{J:>3} {row['ms_per_data_set']:>8.0f} {row['share_rerun']:>6.0%} "
-              f"{row['share_not_converged']:>8.0%} {row['share_divergent']:>6.0%} "
-              f"{single:>10.2f} {row['ratio']:>6.0f}", flush=True)
+        print(f"{J:>3} {row['ms_per_data_set']:>7.0f} {row['cpu_ms_per_data_set']:>7.0f} "
+              f"{row['share_rerun']:>6.0%} {row['share_not_converged']:>8.0%} "
+              f"{row['share_divergent']:>6.0%} {single:>10.2f} {single_cpu:>6.2f} "
+              f"{row['ratio']:>6.0f} {row['cpu_ratio']:>9.0f}", flush=True)
     import pandas as pd
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
