@@ -359,7 +359,7 @@ def ml_batch(y: Any, x: Any, covariates: Any = None, *, conf_level: float = 0.95
     >>> import numpy as np, mlob_pp
     >>> from mlob_pp.simulate import simulate_arrays
     >>> y, x = simulate_arrays((4,), 20, 10, np.random.default_rng(1), beta_b=0.5,
-    ...                        beta_w=0.2)[:2]
+    ...                        beta_w=0.2, tau2=0.5)[:2]
     >>> res = mlob_pp.ml_batch(y, x)
     >>> res.beta_b.shape, bool(res.converged.all())
     ((4,), True)

@@ -112,7 +112,7 @@ def _start_no_between(stats, gamma):
     return np.column_stack([gamma, s[:, 0, 0], s[:, 0, 1], s[:, 1, 1], v00, v[:, 0, 1]])
 
 
-def _inner(stats, psi, b, k, m, max_iter=60, tol=1e-11):
+def _inner(stats, psi, b, k, m, max_iter=30, tol=1e-11):
     """Maximise over the reduced coordinates at fixed `b` (vectorized damped Newton)."""
     proj = _projection(k, m)
     cols = np.arange(1, k + 1)
@@ -166,7 +166,7 @@ def _slope(stats, psi, b, k):
     return grad[:, 0]
 
 
-def _ends(stats, gamma, b_hat, se, ll_max, q, side, max_iter=80):
+def _ends(stats, gamma, b_hat, se, ll_max, q, side, max_iter=50):
     """Return the end of the interval on the side ``side`` (-1 or +1) of every problem."""
     n_b, k = gamma.shape
     reach = _REACH * (1.0 + np.where(np.isfinite(se), se, 0.0))
