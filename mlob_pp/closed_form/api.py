@@ -11,6 +11,7 @@ bootstrap SEs, pool the balancings (:mod:`~mlob_pp.closed_form.pooling`) and ass
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -247,14 +248,21 @@ def check_design(mf: ModelFrame) -> None:
     """
     J = int(mf.group_labels.shape[0])
     codes = mf.group_codes
-    if not has_variation(mf.y):
+    raw = np.vstack([mf.y, mf.x, mf.covariates.T])  # one row per column: y, x, covariates
+    scale = np.max(np.abs(raw), axis=1, keepdims=True)
+    scale[~(scale > 0)] = 1.0
+    raw = raw / scale  # as has_variation: relative to the largest value
+    centre = raw.mean(axis=1, keepdims=True)
+    centred = raw - centre
+    total2 = np.einsum("ij,ij->i", centred, centred)
+    # has_variation(y): centred norm above RTOL times the norm (sum of squares: centred + mean)
+    size2 = total2 + raw.shape[1] * centre[:, 0] ** 2
+    if not total2[0] > RTOL * RTOL * size2[0]:
         raise ValueError(f"the outcome {mf.response!r} has no variation (all values equal)")
-    rows = np.vstack([mf.x, mf.covariates.T])  # one row per column: x, covariates
-    centre = rows.mean(axis=1, keepdims=True)
-    rows = rows - centre
+    rows, total2 = centred[1:], total2[1:]
     counts = np.bincount(codes, minlength=J)
     means = np.stack([np.bincount(codes, weights=r, minlength=J) for r in rows]) / counts
-    if not has_variation(means[0] + centre[0]):  # relative to the size of x itself
+    if not has_variation(means[0] + centre[1, 0]):  # relative to the size of x itself
         raise ValueError(
             "The provided data does not include between-group variation for the given model: "
             f"the group means of {mf.target!r} are all equal (group column {mf.group_name!r}). "
@@ -264,7 +272,6 @@ def check_design(mf: ModelFrame) -> None:
     # most RTOL times the centred norm)
     dev = rows - means[:, codes]
     within2 = np.einsum("ij,ij->i", dev, dev)
-    total2 = np.einsum("ij,ij->i", rows, rows)
     level2 = within2 <= (RTOL * RTOL) * np.maximum(total2, np.finfo(float).tiny)
     if level2[0]:
         raise ValueError(
@@ -294,6 +301,9 @@ def _near_dependent(rows: np.ndarray, norms2: np.ndarray) -> bool:
     """
     if not np.all(norms2 > 0):
         return True
+    if rows.shape[0] == 2:  # eigenvalues of [[1, r], [r, 1]]: 1 -+ |r|
+        r = abs(float(rows[0] @ rows[1])) / math.sqrt(float(norms2[0] * norms2[1]))
+        return (1.0 - r) < 1e-8 * (1.0 + r)
     d = np.sqrt(norms2)
     eig = np.linalg.eigvalsh((rows @ rows.T) / np.outer(d, d))
     return bool(eig[0] < 1e-8 * eig[-1])
