@@ -218,6 +218,15 @@ def test_row_order_changes_seeded_balancing_jackknife_and_bootstrap():
     jb = mlob_pp.mlob("y ~ x", shuf, "g", se="jackknife", random_seed=1)
     assert ja.params["beta_b"] == pytest.approx(jb.params["beta_b"], rel=1e-12)
     assert ja.bse["beta_b"] != jb.bse["beta_b"]
+    # bootstrap: without covariates the refits depend only on (J, n) and the moments, so row
+    # order does not matter; with covariates their fixed residuals are paired with the draws
+    # by position, so it does (the point estimate never changes)
+    boot = {name: mlob_pp.mlob(form, d, "g", se="bootstrap", n_boot=200, random_seed=1)
+            for name, form, d in [("a", "y ~ x", bal), ("b", "y ~ x", shuf),
+                                  ("ca", "y ~ x + c", bal), ("cb", "y ~ x + c", shuf)]}
+    pd.testing.assert_frame_equal(boot["a"].to_frame(), boot["b"].to_frame())
+    assert boot["ca"].params["beta_b"] == pytest.approx(boot["cb"].params["beta_b"], rel=1e-12)
+    assert boot["ca"].bse["beta_b"] != boot["cb"].bse["beta_b"]
 
 
 # --------------------------------------------------------------------- argument spellings
