@@ -48,7 +48,7 @@ def speed(args) -> None:
                   tau2=0.1, sigma2=0.6)
     rng = np.random.default_rng(1)
     y, x, c = simulate_batch(params, 1, rng)
-    parametric_bootstrap(y[0], x[0], c[0], n_boot=10, random_seed=0)  # compile / warm up
+    parametric_bootstrap(y[0], x[0], c[0], n_boot=200, random_seed=0)  # compile / warm up
     print(f"parametric_bootstrap, J = 40, n = 30, k = 1, n_boot = {args.n_boot} "
           f"(best and median of {args.repeat}; load average {os.getloadavg()[0]:.1f})")
     for interval in ("percentile", "inversion"):

@@ -28,10 +28,11 @@ the percentile-type intervals cover 27-90 % where MLOB shrinks strongly (even J 
 At least ``10 / (1 - conf_level)`` refits are required (200 for a 95 % interval), so that each
 tail quantile rests on at least 5 refits; fewer is an error (:func:`min_n_boot`).
 
-Refits (:func:`refit`) follow :func:`mlob_pp.closed_form.core.mlob_batch` step by step and use its
-(compiled) grid search, but skip the SEs, the warnings, the pole diagnostics and R's bit-level
-emulation of J = 3 and 5 (``mode="r"``): estimates are identical to ``mlob_batch`` except for
-J = 3, 5 in ``mode="r"``, where the criterion has poles and the selected grid point is decided
+Refits (:func:`refit`) run the same steps as :func:`mlob_pp.closed_form.core.mlob_batch`
+(:func:`~mlob_pp.closed_form.moments.moment_fit`, the compiled grid search) but skip the SEs,
+the warnings, the pole diagnostics and R's bit-level emulation of J = 3 and 5 (``mode="r"``):
+estimates are identical to ``mlob_batch`` except for J = 3, 5 in ``mode="r"``, where the
+criterion has poles and the selected grid point is decided
 by rounding noise either way (tested).
 
 References
