@@ -1,15 +1,22 @@
-"""Checks of the ``estimators`` and ``subsets`` arguments of :func:`~.runner.run_study`."""
+"""Checks of the arguments of :func:`~.runner.run_study` and the study's settings record."""
 
 from __future__ import annotations
 
+import json
+import numbers
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mlob_pp.comparisons.study.design import Design
+from mlob_pp.comparisons.study.arms import ESTIMATORS, MCMC_DEFAULTS
+from mlob_pp.comparisons.study.design import Design, as_design
+from mlob_pp.seeds import as_seed_sequence, check_random_seed
+from mlob_pp.validate import check_bool, check_choice, check_int, check_probability
 
-__all__ = ["check_estimators", "check_subsets"]
+__all__ = ["check_estimators", "check_subsets", "Settings", "check_settings", "study_config",
+           "check_mcmc", "root_seed", "qualname"]
 
 
 def check_estimators(
@@ -120,3 +127,117 @@ def check_subsets(
             else {k: list(np.atleast_1d(v).tolist()) for k, v in cells.items()},
         }
     return arm_stop, masks, record
+
+
+@dataclass
+class Settings:
+    """Validated arguments of :func:`~.runner.run_study`."""
+
+    design: Design
+    replications: int
+    estimators: tuple[tuple[str, Callable | None], ...]
+    random_seed: int | None
+    chunk_size: int
+    seed_block: int
+    conf_level: float
+    mode: str
+    n_boot: int
+    mcmc: dict[str, Any]
+    arm_stop: dict[str, int]
+    masks: dict[str, np.ndarray]
+    subsets: dict[str, Any]
+    n_workers: int | None
+    keep_replications: bool
+    progress: bool
+
+
+def root_seed(random_seed: Any) -> int | None:
+    """Integer root seed from ``random_seed`` (None stays None: drawn later or resumed)."""
+    check_random_seed(random_seed, r_allowed=False)
+    if random_seed is None:
+        return None
+    if isinstance(random_seed, numbers.Integral):
+        return int(random_seed)
+    state = as_seed_sequence(random_seed).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
+def check_mcmc(mcmc_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the MCMC arm's settings: defaults updated with `mcmc_kwargs` (checked)."""
+    mk = dict(MCMC_DEFAULTS)
+    if mcmc_kwargs:
+        if not isinstance(mcmc_kwargs, Mapping):
+            raise TypeError(f"`mcmc_kwargs` must be a mapping; got {type(mcmc_kwargs).__name__}")
+        bad = set(mcmc_kwargs) - set(mk)
+        if bad:
+            raise ValueError(f"`mcmc_kwargs` allows {', '.join(mk)}; got {sorted(bad)}")
+        mk.update(mcmc_kwargs)
+    for key in ("draws", "tune", "chains"):
+        mk[key] = check_int(mk[key], f"mcmc_kwargs['{key}']", minimum=1)
+    return mk
+
+
+def check_settings(
+    design,
+    replications,
+    estimators,
+    random_seed,
+    subsets,
+    chunk_size,
+    seed_block,
+    conf_level,
+    mode,
+    n_boot,
+    mcmc_kwargs,
+    n_workers,
+    keep_replications,
+    progress,
+) -> Settings:
+    """Check every argument of :func:`~.runner.run_study`; return them as :class:`Settings`."""
+    design = as_design(design)
+    replications = check_int(replications, "replications", minimum=1)
+    est = check_estimators(estimators, ESTIMATORS)
+    arm_stop, masks, record = check_subsets(subsets, est, design, replications)
+    return Settings(
+        design=design,
+        replications=replications,
+        estimators=est,
+        random_seed=root_seed(random_seed),
+        chunk_size=check_int(chunk_size, "chunk_size", minimum=1),
+        seed_block=check_int(seed_block, "seed_block", minimum=1),
+        conf_level=check_probability(conf_level, "conf_level"),
+        mode=check_choice(mode, "mode", ("r", "stable")),
+        n_boot=check_int(n_boot, "n_boot", minimum=0),
+        mcmc=check_mcmc(mcmc_kwargs),
+        arm_stop=arm_stop,
+        masks=masks,
+        subsets=record,
+        n_workers=None if n_workers is None else check_int(n_workers, "n_workers", minimum=1),
+        keep_replications=check_bool(keep_replications, "keep_replications"),
+        progress=check_bool(progress, "progress"),
+    )
+
+
+def qualname(fn: Callable) -> str:
+    """Dotted name of a user arm (stored in the settings)."""
+    mod = getattr(fn, "__module__", None) or type(fn).__module__
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{mod}.{name}"
+
+
+def study_config(s: Settings) -> dict[str, Any]:
+    """JSON-safe settings of a study (checkpoint manifest, fingerprint, attributes)."""
+    names = [n for n, _ in s.estimators]
+    return {
+        "design": json.loads(s.design.to_json()),
+        "replications": s.replications,
+        "random_seed": s.random_seed,
+        "seed_block": s.seed_block,
+        "chunk_size": s.chunk_size,
+        "conf_level": s.conf_level,
+        "mode": s.mode,
+        "n_boot": s.n_boot if "mlob" in names else 0,
+        "estimators": [[n, None if fn is None else qualname(fn)] for n, fn in s.estimators],
+        "subsets": s.subsets,
+        "mcmc_kwargs": s.mcmc if "mcmc" in names else None,
+    }

@@ -36,8 +36,6 @@ References
 
 from __future__ import annotations
 
-import json
-import numbers
 import os
 import sys
 import time
@@ -50,13 +48,12 @@ import numpy as np
 
 from mlob_pp.comparisons.study import arms
 from mlob_pp.comparisons.study import checkpoint as ckpt
-from mlob_pp.comparisons.study.arms import ESTIMATORS, MCMC_DEFAULTS, interval_kinds
+from mlob_pp.comparisons.study.arms import ESTIMATORS, interval_kinds
 from mlob_pp.comparisons.study.assemble import assemble, study_attrs
-from mlob_pp.comparisons.study.design import Design, as_design, cell_key, simulate_replications
+from mlob_pp.comparisons.study.design import cell_key, simulate_replications
 from mlob_pp.comparisons.study.metrics import COUNTS, FLAGS, METRICS, performance
-from mlob_pp.comparisons.study.options import check_estimators, check_subsets
-from mlob_pp.seeds import as_seed_sequence, check_random_seed
-from mlob_pp.validate import check_bool, check_choice, check_int, check_probability
+from mlob_pp.comparisons.study.options import Settings, check_settings, study_config
+from mlob_pp.comparisons.study.scheduler import execute
 
 __all__ = [
     "ESTIMATORS",
@@ -258,115 +255,7 @@ def _run_chunk(task: _Task) -> dict[str, Any]:
 # steps of run_study
 
 
-@dataclass
-class _Settings:
-    design: Design
-    replications: int
-    estimators: tuple[tuple[str, Callable | None], ...]
-    random_seed: int | None
-    chunk_size: int
-    seed_block: int
-    conf_level: float
-    mode: str
-    n_boot: int
-    mcmc: dict[str, Any]
-    arm_stop: dict[str, int]
-    masks: dict[str, np.ndarray]
-    subsets: dict[str, Any]
-    n_workers: int | None
-    keep_replications: bool
-    progress: bool
-
-
-def _root_seed(random_seed: Any) -> int | None:
-    """Integer root seed from ``random_seed`` (None stays None: drawn later or resumed)."""
-    check_random_seed(random_seed, r_allowed=False)
-    if random_seed is None:
-        return None
-    if isinstance(random_seed, numbers.Integral):
-        return int(random_seed)
-    state = as_seed_sequence(random_seed).generate_state(2, dtype=np.uint32)
-    return int(state[0]) << 31 | int(state[1]) >> 1
-
-
-def _check_mcmc(mcmc_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    mk = dict(MCMC_DEFAULTS)
-    if mcmc_kwargs:
-        if not isinstance(mcmc_kwargs, Mapping):
-            raise TypeError(f"`mcmc_kwargs` must be a mapping; got {type(mcmc_kwargs).__name__}")
-        bad = set(mcmc_kwargs) - set(mk)
-        if bad:
-            raise ValueError(f"`mcmc_kwargs` allows {', '.join(mk)}; got {sorted(bad)}")
-        mk.update(mcmc_kwargs)
-    for key in ("draws", "tune", "chains"):
-        mk[key] = check_int(mk[key], f"mcmc_kwargs['{key}']", minimum=1)
-    return mk
-
-
-def _check_settings(
-    design,
-    replications,
-    estimators,
-    random_seed,
-    subsets,
-    chunk_size,
-    seed_block,
-    conf_level,
-    mode,
-    n_boot,
-    mcmc_kwargs,
-    n_workers,
-    keep_replications,
-    progress,
-) -> _Settings:
-    design = as_design(design)
-    replications = check_int(replications, "replications", minimum=1)
-    est = check_estimators(estimators, ESTIMATORS)
-    arm_stop, masks, record = check_subsets(subsets, est, design, replications)
-    return _Settings(
-        design=design,
-        replications=replications,
-        estimators=est,
-        random_seed=_root_seed(random_seed),
-        chunk_size=check_int(chunk_size, "chunk_size", minimum=1),
-        seed_block=check_int(seed_block, "seed_block", minimum=1),
-        conf_level=check_probability(conf_level, "conf_level"),
-        mode=check_choice(mode, "mode", ("r", "stable")),
-        n_boot=check_int(n_boot, "n_boot", minimum=0),
-        mcmc=_check_mcmc(mcmc_kwargs),
-        arm_stop=arm_stop,
-        masks=masks,
-        subsets=record,
-        n_workers=None if n_workers is None else check_int(n_workers, "n_workers", minimum=1),
-        keep_replications=check_bool(keep_replications, "keep_replications"),
-        progress=check_bool(progress, "progress"),
-    )
-
-
-def _qualname(fn: Callable) -> str:
-    mod = getattr(fn, "__module__", None) or type(fn).__module__
-    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-    return f"{mod}.{name}"
-
-
-def _config(s: _Settings) -> dict[str, Any]:
-    names = [n for n, _ in s.estimators]
-    return {
-        "design": json.loads(s.design.to_json()),
-        "replications": s.replications,
-        "random_seed": s.random_seed,
-        "seed_block": s.seed_block,
-        "chunk_size": s.chunk_size,
-        "conf_level": s.conf_level,
-        "mode": s.mode,
-        "n_boot": s.n_boot if "mlob" in names else 0,
-        "estimators": [[n, None if fn is None else _qualname(fn)] for n, fn in s.estimators],
-        "subsets": s.subsets,
-        "mcmc_kwargs": s.mcmc if "mcmc" in names else None,
-    }
-
-
-def _plan(s: _Settings, config: dict[str, Any], cells: list[dict[str, Any]]) -> list[_Task]:
+def _plan(s: Settings, config: dict[str, Any], cells: list[dict[str, Any]]) -> list[_Task]:
     root = int(config["random_seed"])
     study = ckpt.fingerprint(config)
     names = [n for n, _ in s.estimators]
@@ -412,68 +301,6 @@ def _load_finished(tasks: list[_Task], ckpt_dir: Path | None, n_boot: int):
         else:
             results[(task.cell, task.start)] = res
     return results, todo
-
-
-def _get_client(scheduler: Any, n_workers: int | None, mcmc: bool):
-    """Return (client, close, description) for `scheduler`: 'local', an address or a Client.
-
-    With the MCMC arm, a local cluster gets one worker per two cores (each MCMC batch may use
-    both); otherwise one single-threaded worker per core.
-    """
-    from distributed import Client, LocalCluster
-
-    if isinstance(scheduler, Client):
-        return scheduler, lambda: None, f"dask client {scheduler.scheduler.address}"
-    if scheduler == "local":
-        cpus = os.cpu_count() or 1
-        default = max(1, cpus // 2) if mcmc else cpus
-        env = {} if mcmc else {"NUMBA_NUM_THREADS": "1"}
-        cluster = LocalCluster(
-            n_workers=n_workers or default,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            env=env,
-        )
-        client = Client(cluster)
-
-        def close() -> None:
-            client.close()
-            cluster.close()
-
-        return client, close, f"dask LocalCluster ({len(cluster.workers)} workers)"
-    if isinstance(scheduler, str) and "://" in scheduler:
-        client = Client(scheduler)
-        return client, client.close, f"dask scheduler {scheduler}"
-    raise ValueError(
-        "`scheduler` must be None (serial), 'local', a scheduler address such as "
-        f"'tcp://host:8786' or a distributed.Client; got {scheduler!r}"
-    )
-
-
-def _execute(
-    todo: list[_Task], finish: Callable[[dict[str, Any]], None], scheduler: Any, s: _Settings
-) -> str:
-    """Run the remaining chunks serially or on Dask; return a description of the scheduler."""
-    if not todo:
-        return "none (every chunk loaded from the checkpoint)"
-    if scheduler is None:
-        for task in todo:
-            finish(_run_chunk(task))
-        return "serial"
-    mcmc = any(n == "mcmc" and fn is None for n, fn in s.estimators)
-    client, close, text = _get_client(scheduler, s.n_workers, mcmc)
-    try:
-        from distributed import as_completed
-
-        futures = client.map(_run_chunk, todo, pure=False)
-        for fut in as_completed(futures):
-            res = fut.result()
-            fut.release()
-            finish(res)
-    finally:
-        close()
-    return text
 
 
 def run_study(
@@ -580,7 +407,7 @@ def run_study(
     ('icc_x', 'J', 'n', 'beta_b', 'beta_w', 'estimator')
     """
     t_start = time.perf_counter()
-    s = _check_settings(
+    s = check_settings(
         design,
         replications,
         estimators,
@@ -596,7 +423,7 @@ def run_study(
         keep_replications,
         progress,
     )
-    config = _config(s)
+    config = study_config(s)
     ckpt_dir = Path(checkpoint) if checkpoint is not None else None
     if ckpt_dir is not None:
         ckpt.open_checkpoint(ckpt_dir, config)  # fills a None seed
@@ -630,7 +457,8 @@ def run_study(
             callback(ChunkInfo(res["cell"], res["start"], res["stop"], len(results), len(tasks)))
 
     try:
-        sched_text = _execute(todo, finish, scheduler, s)
+        mcmc = any(n == "mcmc" and fn is None for n, fn in s.estimators)
+        sched_text = execute(_run_chunk, todo, finish, scheduler, s.n_workers, mcmc)
     finally:
         bar.close()
     ds = assemble(
