@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -138,7 +138,7 @@ class BootstrapResult(EstimatorResult):
             out[term] = (("replicate",), self.draws_gamma[:, j])
         return out
 
-    def to_datatree(self, **kwargs: Any):
+    def to_datatree(self):
         """Return the common format: group ``estimate`` and the refits in group ``bootstrap``."""
         attrs = make_attrs("mlob", settings={"n_boot": self.n_boot, "center": self.center,
                                              "mode": self.mode, "interval": self.interval},

@@ -251,7 +251,7 @@ class MLOBResult(EstimatorResult):
         )
 
     # ----------------------------------------------------------- conversions
-    def to_datatree(self, estimator: str = "mlob", **kwargs: Any):
+    def to_datatree(self, estimator: str = "mlob"):
         """Return the result in the common format (group ``estimate``).
 
         Parameters
@@ -261,9 +261,6 @@ class MLOBResult(EstimatorResult):
             the ``"mlob"`` tree also holds the refits (group ``bootstrap``, dim ``replicate``);
             with several balancings the per-balancing estimates (group ``balancing``).
         """
-        if kwargs:
-            names = ", ".join(f"`{k}`" for k in kwargs)
-            raise TypeError(f"to_datatree() got unexpected keyword argument(s) {names}")
         if estimator not in ("mlob", "ml_moments"):
             raise ValueError(f"`estimator` must be 'mlob' or 'ml_moments'; got {estimator!r}")
         regularised = estimator == "mlob"
