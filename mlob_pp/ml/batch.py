@@ -73,7 +73,8 @@ class MLBatchResult:
     converged : ndarray of bool (B,)
         Newton iteration converged and the information is positive definite.
     boundary : ndarray of bool (B,)
-        A between variance (``tau2_x`` or ``tau2``) estimated at or below zero (Heywood case).
+        A between variance (``tau2_x`` or ``tau2``) estimated at or below zero (Heywood case);
+        ``boundary_x`` flags ``tau2_x <= 0`` alone.
     n_iter : ndarray of int (B,)
     conf_level : float
     n_groups, group_size : int
@@ -107,6 +108,15 @@ class MLBatchResult:
             return np.stack([src[k] for k in keys], axis=-1) if keys else np.zeros(
                 (self.loglik.shape[0], 0))
         raise AttributeError(name)
+
+    @property
+    def boundary_x(self) -> np.ndarray:
+        """Data sets whose between variance of X (``tau2_x``) is at or below zero.
+
+        There the between slope is not identified (its profile interval is unbounded unless
+        ``tau2_x = 0`` is rejected); ``tau2 <= 0`` alone leaves ``beta_b`` well defined.
+        """
+        return ~(self.estimates["tau2_x"] > 0)
 
     @property
     def ci_lower(self) -> np.ndarray:

@@ -141,6 +141,7 @@ def test_boundary_warns_once_and_is_flagged():
     assert res.boundary.any()
     flagged = (res.tau2_x <= 0) | (res.tau2 <= 0)
     np.testing.assert_array_equal(res.boundary, flagged)
+    np.testing.assert_array_equal(res.boundary_x, res.tau2_x <= 0)
     assert np.isfinite(res.se_beta_b).all()
 
 
