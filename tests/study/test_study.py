@@ -501,3 +501,14 @@ def test_interval_plot_rows(small_study):
                       "median width"]
     assert {"MLOB, analytic SE", "ML moments, analytic SE"} <= set(_figure_texts(fig))
     plt.close(fig)
+
+
+def test_load_study_of_a_file_that_is_not_a_study(tmp_path):
+    bad = tmp_path / "x.nc"
+    bad.write_text("not netcdf")
+    with pytest.raises(ValueError, match=r"`path` '.*x.nc' is not a study written by save_study"):
+        load_study(bad)
+    other = tmp_path / "other.nc"
+    xr.Dataset({"a": ("t", np.arange(3.0))}).to_netcdf(other, engine="h5netcdf")
+    with pytest.raises(ValueError, match="is a netCDF file but not a study result"):
+        load_study(other)
