@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.common_format import estimate_tree
-from mlob_pp.tables import Summary, normal_quantile, wald, wald_table
+from mlob_pp.tables import Summary, normal_quantile, wald
 from mlob_pp.variability.mixed import MixedFit
 
-__all__ = ["Estimate", "MixedSummary", "coef_table", "plot_caterpillar", "variability_tree"]
+__all__ = ["Estimate", "MixedSummary", "plot_caterpillar", "variability_tree"]
 
 
 class Estimate(float):
@@ -63,16 +63,6 @@ class Estimate(float):
 
     def __repr__(self) -> str:
         return f"Estimate({float(self)!r}, std_error={self.std_error!r})"
-
-
-def coef_table(
-    names: Sequence[str],
-    estimates: Sequence[float],
-    std_errors: Sequence[float],
-    conf_level: float = 0.95,
-) -> pd.DataFrame:
-    """Return the Wald table of :func:`mlob_pp.tables.wald_table` (index ``term``)."""
-    return wald_table(estimates, std_errors, conf_level=conf_level, index=list(names))
 
 
 def _fmt_p(p: float) -> str:
