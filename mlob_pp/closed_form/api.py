@@ -22,7 +22,7 @@ import pandas as pd
 
 from mlob_pp.closed_form.balance import BalancePlan, check_plan, draw_balance, plan_balance
 from mlob_pp.closed_form.bootstrap import check_n_boot, parametric_bootstrap
-from mlob_pp.closed_form.core import BatchResult, fit_arrays, warn_flags
+from mlob_pp.closed_form.core import BatchResult, check_batch_design, fit_arrays, warn_flags
 from mlob_pp.closed_form.jackknife import jackknife_se
 from mlob_pp.closed_form.pooling import combine_balancings, combine_bootstrap
 from mlob_pp.closed_form.result import MLOBResult
@@ -368,6 +368,8 @@ def _fit(mf: ModelFrame, plan: BalancePlan, opts: _Options) -> _Fit:
             f"`jackknife=True` needs groups of at least 3 rows (each replicate deletes one "
             f"row per group); got group size {n}"
         )
+    if not plan.balanced:  # deletions may remove the variation the full data had
+        check_batch_design(Y, X)
     res = fit_arrays(Y, X, C, conf_level=opts.conf_level, mode=opts.mode)
     if np.asarray(res.internals["collinear"]).any():
         raise ValueError(

@@ -272,3 +272,19 @@ def test_all_scale_shift_combinations_are_finite_or_a_clear_error_in_stable_mode
             continue
         res = quiet(mlob_pp.mlob, "y ~ x", data, "g", mode="stable")
         assert np.isfinite(res.params["beta_b"]) and np.isfinite(res.bse["beta_b"])
+
+
+def test_balancing_that_removes_the_within_variation_is_an_error():
+    # x varies within group 0 only; balancing to 2 rows per group keeps 2 of its 6 rows at
+    # random, and x is constant within every other group
+    g = np.repeat(np.arange(6), [6, 2, 2, 2, 2, 2])
+    x = np.r_[[0.0, 0.0, 0.0, 0.0, 0.0, 1.0], np.repeat([1.0, 2.0, 3.0, 4.0, 5.0], 2)]
+    y = np.random.default_rng(1).normal(size=g.size)
+    df = pd.DataFrame({"y": y, "x": x, "g": g})
+    with pytest.warns(BalancingWarning):
+        with pytest.raises(ValueError, match=r"`x` is constant within every group .* in 1 of 1 "
+                                             r"data set\(s\)"):
+            mlob_pp.mlob("y ~ x", df, "g", random_seed=1, balancing_limit=0.5)
+    with pytest.warns(BalancingWarning):  # this seed keeps the row with x = 1 in group 0
+        assert np.isfinite(mlob_pp.mlob("y ~ x", df, "g", random_seed=0,
+                                        balancing_limit=0.5).params["beta_b"])
