@@ -18,8 +18,10 @@ The parameter vector is PyMC's unconstrained one, in this order::
     alpha_z, mu_z, beta_b_z, beta_w_z, gamma_z[0..k-1],
     log tau_z, log sigma_z, log tau_x_z, log sigma_x_z
 
-and :func:`logdensity` equals ``model.compile_logp(jacobian=True)`` of the PyMC model at the
-same point (tested to 1e-8), priors and log-Jacobians of the log transforms included.
+and the log density (priors and log-Jacobians of the log transforms included) equals
+``model.compile_logp(jacobian=True)`` of the PyMC model at the same point, tested to 1e-8 in
+differences between points; the two differ by one additive constant of about 1e-7, PyMC's
+rounding of ``log(sqrt(2 pi))`` in its prior densities (ours equals SciPy's densities).
 
 Priors (standardised scale, as in the PyMC model): ``alpha_z, mu_z ~ Normal(0, 2.5)``;
 ``beta_b_z, beta_w_z, gamma_z ~ Normal(0, 5)``; ``tau_z, sigma_z, tau_x_z, sigma_x_z ~
