@@ -6,7 +6,8 @@ Data sets are drawn from the MLOB talk's design (:mod:`mlob_pp.comparisons.study
 covariate, ICC_X = 0.1, beta_b = 0.5, beta_w = 0.2) for J = 5, 10, 20, 40. For each cell it
 prints the wall and CPU (process) time per data set of ``ml_batch`` on a batch of B data sets
 (estimates, SEs, Wald and profile-likelihood intervals; median of the repeats, warm), the share
-of data sets at the boundary and with an unbounded profile interval, and the time of one
+of data sets at the boundary and with an unbounded profile interval, the number of failed fits
+or profile searches, and the time of one
 ``fit_ml`` call on one of those data sets (median over 5). The last line projects the ML arm of
 the full design (540 cells x 5,000 replications) from the mean CPU cost per data set over the
 measured cells; the goal (issue 13) is under 15 minutes on the 2-core machine, i.e. about
@@ -56,7 +57,7 @@ def main() -> None:
     warnings.simplefilter("ignore", MLOBWarning)
     print(f"load average before: {os.getloadavg()}; B = {args.batch}")
     print(f"{'J':>3} {'n':>3} {'batch ms/set':>12} {'(cpu)':>7} {'fit_ml ms':>10} {'(cpu)':>7} "
-          f"{'ratio':>7} {'boundary':>8} {'unbounded':>9}")
+          f"{'ratio':>7} {'boundary':>8} {'unbounded':>9} {'failed':>6}")
     per_set = []
     for n in args.n:
         for j in (5, 10, 20, 40):
@@ -69,9 +70,11 @@ def main() -> None:
             ms, ms_cpu = 1e3 * t_batch / args.batch, 1e3 * c_batch / args.batch
             per_set.append(ms_cpu)
             unb = np.mean(np.isinf(res.profile_lower) | np.isinf(res.profile_upper))
+            failed = int(np.sum(np.isnan(res.profile_lower) | np.isnan(res.profile_upper)
+                                | ~res.converged))
             print(f"{j:>3} {n:>3} {ms:>12.3f} {ms_cpu:>7.3f} {1e3 * t_fit:>10.1f} "
                   f"{1e3 * c_fit:>7.1f} {c_fit * 1e3 / ms_cpu:>7.0f} "
-                  f"{res.boundary.mean():>8.2f} {unb:>9.2f}")
+                  f"{res.boundary.mean():>8.2f} {unb:>9.2f} {failed:>6}")
     mean_ms = float(np.mean(per_set))
     print(f"projected ML arm, 540 cells x 5,000 data sets: {mean_ms * 2.7e6 / 6e4:.1f} min of "
           f"CPU (mean {mean_ms:.3f} ms CPU per data set over the cells above; goal < 15 min; "
