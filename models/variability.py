@@ -43,13 +43,25 @@ https://doi.org/10.1201/b18502-5
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mlob_pp.design import check_frame, check_within_variation, column_values, group_index
+from mlob_pp.design import (
+    check_frame,
+    check_full_rank,
+    check_variation,
+    check_within_variation,
+    column_values,
+    group_index,
+    has_variation,
+)
+from mlob_pp.formula.groups import resolve_group
+from mlob_pp.validate import reject_unknown, renamed_argument
 
 __all__ = [
     "build_null_model",
@@ -206,31 +218,46 @@ def _sample(model, *, draws, tune, chains, random_seed, progressbar, attrs, esti
     return idata
 
 
+_NULL_FORMULA = re.compile(r"^\s*`?([^`~]+?)`?\s*~\s*1\s*$")
+
+
+def _old_order(func: str, first: Any, second: Any, new: str) -> bool:
+    """Detect the pre-0.2 order (data first) and warn with the new call."""
+    if isinstance(first, pd.DataFrame) and isinstance(second, str):
+        warnings.warn(f"{func}(data, ...) is deprecated since 0.2 and will be removed; use {new}",
+                      DeprecationWarning, stacklevel=3)
+        return True
+    return False
+
+
 def sample_null_model(
-    data: pd.DataFrame,
-    outcome: str,
-    group: str,
+    formula: Any,
+    data: Any = None,
+    group: Any = None,
     *,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 2,
     random_seed: Any = None,
-    progressbar: bool = False,
+    progress: bool = False,
+    **deprecated: Any,
 ) -> Any:
     """Sample the Bayesian one-way random-effects ANOVA with nutpie.
 
     Parameters
     ----------
+    formula : str
+        ``"y ~ 1"`` (with `group`) or ``"y ~ 1 + (1 | school)"``.
     data : pandas.DataFrame
         One row per student.
-    outcome, group : str
-        Outcome and grouping columns (validated as in :func:`mlob_pp.null_model`).
+    group : str, optional
+        Grouping column (or give it in the formula); validated as in :func:`mlob_pp.null_model`.
     draws, tune, chains : int
         Sampler settings.
     random_seed : int or numpy.random.Generator, optional
         Seed.
-    progressbar : bool
-        Show nutpie's progress bar.
+    progress : bool
+        Show nutpie's progress bar (``progressbar`` is the deprecated name).
 
     Returns
     -------
@@ -238,13 +265,31 @@ def sample_null_model(
         ``posterior`` with ``grand_mean, tau2, sigma2, icc, tau, sigma`` and ``school_mean``,
         ``z`` (dim ``group``); ``attrs["estimator"] == "mcmc"``, ``attrs["model"] == "null"``.
 
+    Notes
+    -----
+    The pre-0.2 call ``sample_null_model(data, "y", "g")`` still works, with a
+    DeprecationWarning. The data are validated before the model is built.
+
     Examples
     --------
     >>> import mlob_pp
     >>> from mlob_pp.models.variability import sample_null_model
-    >>> idata = sample_null_model(mlob_pp.datasets.load("hsb"), "mAch", "school",
+    >>> idata = sample_null_model("mAch ~ 1", mlob_pp.datasets.load("hsb"), "school",
     ...                           draws=200, tune=200, random_seed=1)  # doctest: +SKIP
     """
+    progress = renamed_argument("sample_null_model", deprecated, "progressbar", "progress",
+                                progress, default=False)
+    reject_unknown("sample_null_model", deprecated)
+    if _old_order("sample_null_model", formula, data,
+                  "sample_null_model('y ~ 1', data, group='g')"):
+        formula, data = f"{data} ~ 1", formula
+    if not isinstance(formula, str):
+        raise TypeError(f"`formula` must be a string like 'y ~ 1'; got {type(formula).__name__}")
+    fixed, group = resolve_group(formula, group)
+    m = _NULL_FORMULA.match(fixed)
+    if m is None:
+        raise ValueError(f"`formula`: sample_null_model takes 'y ~ 1'; got {formula!r}")
+    outcome = m.group(1).strip()
     data = check_frame(data)
     y = column_values(data, outcome, "outcome", numeric=True)
     labels = column_values(data, group, "group", numeric=False)
@@ -253,40 +298,41 @@ def sample_null_model(
     model = build_null_model(y, codes, uniques)
     return _sample(
         model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-        progressbar=progressbar, estimator="mcmc",
+        progressbar=progress, estimator="mcmc",
         attrs={"model": "null", "outcome": outcome, "group": group, "n_obs": int(y.shape[0]),
-               "n_groups": int(uniques.shape[0])},
+               "n_groups": int(uniques.shape[0]), "formula": f"{outcome} ~ 1 + (1 | {group})"},
     )
 
 
 def sample_contextual_model(
-    data: pd.DataFrame,
-    formula: str,
-    group: str,
+    formula: Any,
+    data: Any = None,
+    group: Any = None,
     *,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 2,
     random_seed: Any = None,
-    progressbar: bool = False,
+    progress: bool = False,
+    **deprecated: Any,
 ) -> Any:
     """Sample the Bayesian contextual model (observed group means) with nutpie.
 
     Parameters
     ----------
+    formula : str
+        ``"y ~ x + covariates"`` (or with ``+ (1 | school)``); the first right-hand term is
+        split (as in :func:`mlob_pp.contextual_model`).
     data : pandas.DataFrame
         One row per student.
-    formula : str
-        ``"y ~ x + covariates"``; the first right-hand term is split (as in
-        :func:`mlob_pp.contextual_model`).
-    group : str
-        Grouping column.
+    group : str, optional
+        Grouping column (or give it in the formula).
     draws, tune, chains : int
         Sampler settings.
     random_seed : int or numpy.random.Generator, optional
         Seed.
-    progressbar : bool
-        Show nutpie's progress bar.
+    progress : bool
+        Show nutpie's progress bar (``progressbar`` is the deprecated name).
 
     Returns
     -------
@@ -296,19 +342,51 @@ def sample_contextual_model(
         ``attrs["estimator"] == "manifest_mcmc"`` (the observed-group-mean model, not the latent
         covariate model of :func:`mlob_pp.fit_mcmc`), ``attrs["model"] ==
         "contextual_manifest"``.
+
+    Notes
+    -----
+    The pre-0.2 call ``sample_contextual_model(data, formula, group)`` still works, with a
+    DeprecationWarning. The design is checked (within and between variation of X, outcome
+    variation, collinearity) before the model is built.
     """
     from mlob_pp.formula.parse import parse_formula
 
+    progress = renamed_argument("sample_contextual_model", deprecated, "progressbar", "progress",
+                                progress, default=False)
+    reject_unknown("sample_contextual_model", deprecated)
+    if _old_order("sample_contextual_model", formula, data,
+                  "sample_contextual_model('y ~ x', data, group='g')"):
+        formula, data = data, formula
+    formula, group = resolve_group(formula, group)
     mf = parse_formula(formula, data, group)
+    _check_contextual_design(mf)
     model = build_contextual_model(
         mf.y, mf.x, mf.covariates, mf.group_codes, mf.group_labels, mf.covariate_names
     )
     return _sample(
         model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-        progressbar=progressbar, estimator="manifest_mcmc",
+        progressbar=progress, estimator="manifest_mcmc",
         attrs={"model": "contextual_manifest", "formula": formula, "group": group,
                "n_obs": mf.n_obs, "n_groups": mf.n_groups},
     )
+
+
+def _check_contextual_design(mf: Any) -> None:
+    """Check the split design as :func:`mlob_pp.contextual_model` does (before compiling)."""
+    codes, J = mf.group_codes, mf.n_groups
+    check_within_variation(mf.x, codes, J, mf.target, role="target")
+    xbar_j = np.bincount(codes, weights=mf.x, minlength=J) / mf.group_sizes
+    if not has_variation(xbar_j):
+        raise ValueError(
+            f"the group means of the target {mf.target!r} are all equal, so beta_b is not "
+            "identified"
+        )
+    check_within_variation(mf.y, codes, J, mf.response, role="outcome")
+    xw = mf.x - xbar_j[codes]
+    names = ["beta_w", "beta_b", *(f"gamma_{c}" for c in mf.covariate_names)]
+    for name, values in zip(names[2:], mf.covariates.T, strict=True):
+        check_variation(values, name.removeprefix("gamma_"), role="`formula` term")
+    check_full_rank(np.column_stack([xw, xbar_j[codes], mf.covariates]), names)
 
 
 def posterior_table(

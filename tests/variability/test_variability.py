@@ -482,7 +482,7 @@ def _simulated_contextual(seed: int, J: int = 30, n: int = 12) -> pd.DataFrame:
 @pytest.mark.mcmc
 def test_bayesian_null_model_matches_reml(pymc_models):
     df, _, _ = _balanced(np.random.default_rng(11), 25, 10, 1.0, 2.0)
-    idata = pymc_models.sample_null_model(df, "y", "g", draws=300, tune=300, chains=2,
+    idata = pymc_models.sample_null_model("y ~ 1", df, "g", draws=300, tune=300, chains=2,
                                           random_seed=7)
     post = idata["posterior"]
     assert post["school_mean"].dims == ("chain", "draw", "group")
@@ -509,7 +509,7 @@ def test_bayesian_null_model_matches_reml(pymc_models):
 @pytest.mark.mcmc
 def test_bayesian_contextual_model_recovers_parameters(pymc_models):
     df = _simulated_contextual(3)
-    idata = pymc_models.sample_contextual_model(df, "y ~ x + c", "school", draws=300,
+    idata = pymc_models.sample_contextual_model("y ~ x + c + (1 | school)", df, draws=300,
                                                 tune=300, chains=2, random_seed=5)
     post = idata["posterior"]
     assert idata.attrs["estimator"] == "manifest_mcmc"
@@ -539,3 +539,22 @@ def test_compare_fits_errors(pymc_models):
         pymc_models.compare_fits([])
     with pytest.raises(TypeError, match=r"`fits\['x'\]` must be a variability result"):
         pymc_models.compare_fits({"x": 3})
+
+
+def test_bayesian_models_check_the_design_before_compiling(small):
+    from mlob_pp.models import variability as bayes
+
+    with pytest.raises(ValueError, match="target 'w' has no within-group variation"):
+        bayes.sample_contextual_model("y ~ w", small, "g")
+    with pytest.raises(ValueError, match="the terms 'beta_w', 'beta_b', 'gamma_x2' are"):
+        bayes.sample_contextual_model("y ~ x + x2", small, "g")
+    with pytest.raises(ValueError, match="outcome 'w' has no within-group variation"):
+        bayes.sample_null_model("w ~ 1", small, "g")
+    with pytest.raises(ValueError, match="`formula`: sample_null_model takes 'y ~ 1'"):
+        bayes.sample_null_model("y ~ x", small, "g")
+    with pytest.warns(DeprecationWarning, match=r"use sample_null_model\('y ~ 1'"), \
+            pytest.raises(ValueError, match="outcome 'w' has no within-group variation"):
+        bayes.sample_null_model(small, "w", "g")
+    with pytest.warns(DeprecationWarning, match="`progressbar` is deprecated"), \
+            pytest.raises(ValueError, match="outcome 'w'"):
+        bayes.sample_null_model("w ~ 1", small, "g", progressbar=True)
