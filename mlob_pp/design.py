@@ -81,13 +81,19 @@ def _group_means(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.nda
 def within_group_share(values: np.ndarray, codes: np.ndarray, n_groups: int) -> float:
     """Return the norm of the within-group deviations relative to the norm of the values."""
     v = np.asarray(values, dtype=float)
-    scale = float(np.max(np.abs(v))) if v.size else 0.0
-    if scale == 0.0 or not np.isfinite(scale):
+    if v.size == 0 or not np.isfinite(v).all():
         return 0.0
-    v = v / scale
-    dev = v - _group_means(v, codes, n_groups)[codes]
-    return float(np.linalg.norm(dev) / max(np.linalg.norm(v - v.mean()),
-                                           np.linalg.norm(v) * 1e-300, np.finfo(float).tiny))
+    # deviations from each group's first value are exact zeros for a level-2 column, however
+    # large its shift; the group means are then taken of these small numbers
+    first = np.full(n_groups, -1)
+    first[codes[::-1]] = np.arange(v.size)[::-1]
+    w = v - v[first[codes]]
+    centred = v - v.mean()
+    scale = float(np.max(np.abs(centred)))
+    if scale == 0.0:
+        return 0.0
+    dev = (w - _group_means(w, codes, n_groups)[codes]) / scale
+    return float(np.linalg.norm(dev) / np.linalg.norm(centred / scale))
 
 
 def constant_within_groups(values: np.ndarray, codes: np.ndarray, n_groups: int, *,

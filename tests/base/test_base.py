@@ -88,6 +88,10 @@ def test_constant_column_and_level_two_column_are_named():
     with pytest.raises(ValueError, match="'w' has no within-group variation"):
         check_within_variation(level2, codes, 5, "w")
     assert not constant_within_groups(level2 + np.arange(20.0), codes, 5)
+    # a unit-scale level-2 column shifted by 1e9 (rounding of group means ~1e-7 of its spread)
+    shifted = np.repeat(np.random.default_rng(3).normal(size=5), 4) + 1e9
+    assert constant_within_groups(shifted, codes, 5)
+    assert not constant_within_groups(shifted + 1e-3 * np.arange(20.0), codes, 5)
 
 
 @pytest.mark.parametrize("make", [lambda x: 2 * x + 1, lambda x: 0.1 * x, lambda x: -3e8 * x + 7])
