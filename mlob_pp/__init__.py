@@ -7,7 +7,7 @@ Examples
 >>> import mlob_pp
 >>> df = mlob_pp.datasets.load("passnyc")
 >>> res = mlob_pp.mlob("math ~ ENI + ELA + ENI:ELA", df, "District",
-...                    balancing_limit=0.35, random_state=1)  # doctest: +SKIP
+...                    balancing_limit=0.35, random_seed=1)  # doctest: +SKIP
 """
 
 from __future__ import annotations
