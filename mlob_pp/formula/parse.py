@@ -440,8 +440,12 @@ def _check_columns(frame: pd.DataFrame) -> None:
             f"{frame.columns.nlevels} levels (flatten it, e.g. "
             "data.columns = ['_'.join(map(str, c)) for c in data.columns])"
         )
-    duplicated = frame.columns[frame.columns.duplicated()].unique()
-    if len(duplicated):
+    names = list(frame.columns)  # plain Python: cheaper than pandas' index engine
+    if len(set(names)) == len(names):
+        return
+    seen: set = set()
+    duplicated = list(dict.fromkeys(c for c in names if c in seen or seen.add(c)))
+    if duplicated:
         raise ValueError(
             "`data` has duplicated column names: "
             f"{', '.join(repr(str(c)) for c in duplicated)}; rename them"
