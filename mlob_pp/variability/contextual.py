@@ -106,14 +106,18 @@ class MixedResult(FitCriteria, EstimatorResult):
 
     @property
     def boundary(self) -> tuple[str, ...]:
-        """Variance parameters on the boundary (a singular G), e.g. ``("tau2",)``, or ()."""
+        """Parameters on the boundary of a singular G, or ().
+
+        Zero variances (``"tau2"``, ``"tau2_<x>_within"``) or, if none, the covariance
+        ``"tau01"`` (a correlation of +-1).
+        """
         if not self.fit.singular:
             return ()
         names = list(self.cov_re.index)
         g = np.diag(self.cov_re.to_numpy())
         zero = [("tau2" if k == 0 else f"tau2_{names[k]}") for k in range(g.size)
                 if g[k] <= 1e-6 * self.sigma2]
-        return tuple(zero) if zero else ("G (correlation +-1)",)
+        return tuple(zero) if zero else ("tau01",)  # a correlation of +-1
 
     def _variances(self) -> pd.DataFrame:
         return variance_table(self.fit, list(self.cov_re.index), self.conf_level)
@@ -123,8 +127,10 @@ class MixedResult(FitCriteria, EstimatorResult):
         return self.to_frame()
 
     def _tree(self, model: str, extra: dict[str, Any]) -> Any:
+        frame = self.to_frame()
+        frame["boundary"] = [t in self.boundary for t in frame.index]
         return variability_tree(
-            self.to_frame(), estimator=self.estimator, conf_level=self.conf_level,
+            frame, estimator=self.estimator, conf_level=self.conf_level,
             attrs={"model": model, "method": self.method, "formula": self.formula,
                    "group": self.group, "n_obs": self.n_obs, "n_groups": self.n_groups,
                    "loglik": self.llf, "boundary": ",".join(self.boundary), **extra},

@@ -178,12 +178,15 @@ class NullModelResult(FitCriteria, EstimatorResult):
         Returns
         -------
         xarray.DataTree
-            Group ``estimate`` with :meth:`to_frame`'s table over ``term``; attrs
+            Group ``estimate`` with :meth:`to_frame`'s table over ``term`` and a boolean
+            ``boundary`` (True for tau2 when it is estimated at 0); attrs
             ``estimator = "null_model"``, ``method``, ``formula``, ``group``, ``n_obs``,
             ``n_groups``, ``loglik``, ``boundary``.
         """
+        frame = self.to_frame()
+        frame["boundary"] = [t in self.boundary for t in frame.index]
         return variability_tree(
-            self.to_frame(), estimator=self.estimator, conf_level=self.conf_level,
+            frame, estimator=self.estimator, conf_level=self.conf_level,
             attrs={"model": "null", "method": self.method, "outcome": self.outcome,
                    "formula": self.formula, "group": self.group, "n_obs": self.n_obs,
                    "n_groups": self.n_groups, "loglik": self.llf,

@@ -204,7 +204,10 @@ def test_boundary_estimate_warns_and_is_reported():
     assert res.tau2 == 0.0 and res.boundary == ("tau2",)
     assert np.isnan(res.to_frame().loc["tau2", "std_error"])
     assert "boundary (singular) fit" in str(res.summary())
-    assert res.to_datatree().attrs["boundary"] == "tau2"
+    tree = res.to_datatree()
+    assert tree.attrs["boundary"] == "tau2"
+    assert tree["estimate"]["boundary"].sel(term="tau2").item() is True
+    assert not tree["estimate"]["boundary"].sel(term="sigma2").item()
     # statsmodels agrees that the maximum is on the boundary
     with pytest.warns(SingularFitWarning):
         sm = null_model("y ~ 1", df, "g", method="ml", engine="statsmodels")

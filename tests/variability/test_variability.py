@@ -280,6 +280,7 @@ def test_to_datatree_common_format(m0, ctx):
     frame = estimate_frame(tree)
     pd.testing.assert_frame_equal(frame[ctx.to_frame().columns], ctx.to_frame(),
                                   check_names=False)
+    assert not frame["boundary"].any()
     assert float(est["estimate"].sel(term="beta_b")) == pytest.approx(ctx.beta_b, rel=1e-12)
     assert tree.attrs["loglik"] == pytest.approx(ctx.llf)
     null_tree = m0.to_datatree()
