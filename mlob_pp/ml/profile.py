@@ -11,7 +11,11 @@ signed root deviance :math:`r(b) = \operatorname{sign}(b - \hat b)\sqrt{2(\hat\e
 at :math:`\pm z`, found by continuation from the estimate (each inner maximisation starts from
 the solution at the last point inside the interval, steps at most triple the distance from the
 estimate) and then safeguarded Newton steps (:math:`\ell_p'(b)` is the partial derivative at the
-inner maximum, bisection when a step does not halve the last one).
+inner maximum, bisection when a step does not halve the last one). An end is accepted when its
+deviance is within 2e-6 (relative) of the cut-off. The profile need not be monotone on each
+side (with a weak between variance of X it can dip and rise again); the search returns a
+crossing of the cut-off reached from the estimate, and an end further than 1e6 (1 + SE) from
+the estimate (standardised units) is reported as infinite.
 
 As :math:`b \to \pm\infty` the constraint :math:`\Sigma_{B,YX} = b\,\Sigma_{B,XX}` tends to
 :math:`\Sigma_{B,XX} = 0`, so the profile deviance tends to the likelihood-ratio statistic of
