@@ -354,3 +354,39 @@ def test_random_slope_variance_standard_errors_are_calibrated():
     # and REML recovers the truth (bias within 3 Monte Carlo SEs)
     truth = np.array([1.0, 0.2, 0.36, 1.0])
     assert np.all(np.abs(est.mean(axis=0) - truth) < 3 * est.std(axis=0) / np.sqrt(reps))
+
+
+# --------------------------------------------------------------------------- design helpers
+def test_design_helpers_added_for_the_variability_models():
+    from mlob_pp.design import between_rank, check_frame, column_values, group_index
+
+    with pytest.raises(TypeError, match="`data` must be a pandas DataFrame; got dict"):
+        check_frame({"y": [1.0]})
+    with pytest.raises(ValueError, match="`data` is empty"):
+        check_frame(pd.DataFrame({"y": []}))
+    multi = pd.DataFrame(np.ones((2, 2)), columns=pd.MultiIndex.from_tuples([("a", 1), ("a", 2)]))
+    with pytest.raises(ValueError, match="flat column names; got a MultiIndex"):
+        check_frame(multi)
+    dup = pd.DataFrame(np.ones((2, 2)), columns=["y", "y"])
+    with pytest.raises(ValueError, match="duplicated column names: y"):
+        check_frame(dup)
+    df = pd.DataFrame({"y": [1.0, np.inf], "b": [True, False], "n": pd.array([1, None]),
+                       "g": ["a", "b"]})
+    with pytest.raises(ValueError, match="`outcome` column 'y' has non-finite values"):
+        column_values(df, "y", "outcome", numeric=True)
+    with pytest.raises(TypeError, match="`outcome` column 'b' must be numeric; got dtype bool"):
+        column_values(df, "b", "outcome", numeric=True)
+    with pytest.raises(ValueError, match="`outcome` column 'n' has 1 missing values"):
+        column_values(df, "n", "outcome", numeric=True)
+    codes, labels = group_index(np.array(["b", "a", "b"]), "g")
+    assert codes.tolist() == [1, 0, 1] and labels.tolist() == ["a", "b"]
+    with pytest.raises(ValueError, match="one row per group"):
+        group_index(np.array([1, 2, 3]), "g")
+    # between rank: intercept + group mean of x = 2; a within-centred column adds nothing
+    g = np.repeat(np.arange(5), 4)
+    x = np.arange(20.0) ** 1.3
+    xbar = pd.Series(x).groupby(g).transform("mean").to_numpy()
+    X = np.column_stack([np.ones(20), x - xbar, xbar])
+    assert between_rank(X, g, 5) == 2
+    assert between_rank(np.column_stack([X, 1e9 * xbar + 3.0]), g, 5) == 2  # any scale
+    assert between_rank(np.column_stack([X, x]), g, 5) == 2  # x's means = xbar
