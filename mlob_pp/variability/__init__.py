@@ -40,7 +40,8 @@ Every entry point takes ``(formula, data, group=None, *, ..., conf_level=0.95)``
 be written lme4-style in the formula (``"y ~ 1 + (1 | school)"``). Random-intercept models are
 fitted (REML by default, ML on request) from closed-form sufficient statistics (10^6 rows in
 seconds); random-slope models by statsmodels' MixedLM, started from the optimum of the same
-sufficient-statistics criterion (see :func:`mlob_pp.variability.mixed.fit_mixed`).
+sufficient-statistics criterion over the Cholesky factor of G (lme4's parametrisation), which is
+kept when it lies on the boundary (see :func:`mlob_pp.variability.mixed.fit_mixed`).
 
 References
 ----------

@@ -90,7 +90,7 @@ def warn_singular(group: str, fit: MixedFit) -> None:
             "of +-1)")
     warnings.warn(
         f"singular fit: {what} (as lme4's isSingular); the boundary is reported in the "
-        f"summary, its standard error is NaN and the {group} effects are shrunk to it",
+        f"summary, variance standard errors are NaN and the {group} effects are shrunk to it",
         SingularFitWarning,
         stacklevel=3,
     )

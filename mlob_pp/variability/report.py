@@ -126,13 +126,18 @@ class MixedSummary(Summary):
         f = self.fit
         crit = "REML criterion" if f.reml else "deviance"
         engine = f.optimizer.get("engine", "statsmodels")
+        method = str(f.optimizer.get("method", "?"))
         if engine == "sufficient":
             how = "sufficient statistics; profiled likelihood maximised over tau2/sigma2"
+        elif method.startswith("lbfgsb_sufficient"):
+            how = ("sufficient statistics; lme4-style search over the Cholesky factor of "
+                   "G/sigma2" + (", optimum on the boundary" if "boundary" in method else
+                                 ", higher than statsmodels MixedLM's"))
         else:
             runs = ", ".join(
                 f"{m} {r['llf']:.6f}" for m, r in f.optimizer.get("runs", {}).items()
             )
-            how = (f"statsmodels MixedLM; optimizer {f.optimizer.get('method', '?')}, "
+            how = (f"statsmodels MixedLM; optimizer {method}, "
                    f"log-likelihoods: {runs}")
         lines = [
             f"{self.title} ({how})",
@@ -152,7 +157,7 @@ class MixedSummary(Summary):
             lines += ["", *self.notes]
         if f.singular:
             lines += ["", "boundary (singular) fit: a between-group variance is 0 (or a "
-                      "correlation is +-1); its standard error is not reported"]
+                      "correlation is +-1); variance-component standard errors are not reported"]
         return "\n".join(lines)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython
