@@ -189,7 +189,12 @@ def _draw(ax: Any, xs, value, mcse, name: str, label: str, log: bool = False) ->
 
 def _style_axes(ax: Any, xs: Any, log: bool) -> None:
     """Ticks at the design's levels; plain numbers on a log axis."""
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import (
+        FormatStrFormatter,
+        LogFormatterSciNotation,
+        LogLocator,
+        NullFormatter,
+    )
 
     xs = np.asarray(xs)
     if xs.dtype.kind in "iuf" and xs.size <= 8:
@@ -197,8 +202,13 @@ def _style_axes(ax: Any, xs: Any, log: bool) -> None:
         ax.set_xticklabels([f"{v:g}" for v in xs])
     if log:
         ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        lo, hi = ax.dataLim.y0, ax.dataLim.y1
+        if lo > 0 and np.isfinite(hi / lo) and hi / lo <= 1e3:
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        else:  # many decades: powers of ten only
+            ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+            ax.yaxis.set_major_formatter(LogFormatterSciNotation())
         ax.yaxis.set_minor_formatter(NullFormatter())
     ax.tick_params(labelsize=7)
 
