@@ -46,6 +46,7 @@ __all__ = [
     "profiled_sigma2",
     "loglik",
     "fit_random_intercept",
+    "deviance_slope",
     "variance_information",
 ]
 
@@ -307,6 +308,7 @@ def fit_random_intercept(stats: MixedStats, *, reml: bool) -> dict:
                           options={"xatol": 1e-10, "maxiter": 500})
     t_best, dev_best = float(res.x), float(res.fun)
     t_best, dev_best = _newton_polish(dev_log, t_best, dev_best)
+    t_best, dev_best = _root_polish(stats, dev_log, t_best, dev_best, reml=reml)
     boundary = not dev_best < dev0 or t_best <= grid[0] + 1e-6
     gamma = 0.0 if boundary else float(np.exp(t_best))
     logdet, cA, beta, r = _solve(stats, np.array([[np.sqrt(gamma)]]))
@@ -323,6 +325,48 @@ def fit_random_intercept(stats: MixedStats, *, reml: bool) -> dict:
         "boundary": boundary,
         "evaluations": int(grid.size + res.nfev + 4),
     }
+
+
+def deviance_slope(stats: MixedStats, gamma: float, *, reml: bool) -> float:
+    r"""Return d(profiled deviance)/d(gamma) of a random-intercept model, in closed form.
+
+    With :math:`\lambda_j = \gamma/(1 + n_j\gamma)`, :math:`\lambda_j' = 1/(1 + n_j\gamma)^2`
+    and :math:`s_j` the group sums of the GLS residuals, the envelope theorem gives
+    :math:`r' = -\sum_j \lambda_j' s_j^2` and :math:`\partial\log|A| = -\sum_j \lambda_j'
+    x_j' A^{-1} x_j` (:math:`x_j` the group sums of X).
+    """
+    n = stats.ztz[:, 0, 0]
+    m = 1.0 + gamma * n
+    dlam = 1.0 / m**2
+    _, cA, beta, r = _solve(stats, np.array([[np.sqrt(gamma)]]))
+    sx, sy = stats.ztx[:, 0, :], stats.zty[:, 0]
+    resid_sums = sy - sx @ beta
+    dr = -float(np.sum(dlam * resid_sums**2))
+    slope = float(np.sum(n / m))
+    if reml:
+        w = np.linalg.solve(cA, sx.T)  # cA^-1 x_j, so x_j' A^-1 x_j = |w_j|^2
+        slope += -float(np.sum(dlam * np.sum(w**2, axis=0)))
+        return slope + (stats.n_obs - stats.n_fe) * dr / r
+    return slope + stats.n_obs * dr / r
+
+
+def _root_polish(stats, f, t: float, ft: float, *, reml: bool) -> tuple[float, float]:
+    """Refine the optimum as the root of the closed-form slope (kept if not worse)."""
+    from scipy.optimize import brentq
+
+    def g(u: float) -> float:
+        return deviance_slope(stats, float(np.exp(u)), reml=reml)
+
+    lo, hi = t - 0.05, t + 0.05
+    try:
+        glo, ghi = g(lo), g(hi)
+        if not (np.isfinite(glo) and np.isfinite(ghi)) or glo * ghi > 0:
+            return t, ft
+        u = brentq(g, lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200)
+    except (ValueError, np.linalg.LinAlgError):
+        return t, ft
+    fu = f(u)
+    return (u, fu) if fu <= ft + 1e-12 * max(1.0, abs(ft)) else (t, ft)
 
 
 def _newton_polish(f, t: float, ft: float, h: float = 1e-4) -> tuple[float, float]:

@@ -390,3 +390,25 @@ def test_design_helpers_added_for_the_variability_models():
     assert between_rank(X, g, 5) == 2
     assert between_rank(np.column_stack([X, 1e9 * xbar + 3.0]), g, 5) == 2  # any scale
     assert between_rank(np.column_stack([X, x]), g, 5) == 2  # x's means = xbar
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_closed_form_slope_of_the_profiled_deviance(hsb, reml):
+    from mlob_pp.variability.sufficient import (
+        Standardiser,
+        deviance_slope,
+        mixed_stats,
+        profiled_deviance,
+    )
+
+    codes = pd.factorize(hsb["school"], sort=True)[0]
+    y = hsb["mAch"].to_numpy(float)
+    X = np.column_stack([np.ones(y.size), hsb["ses"], hsb["meanses"]])
+    Z = np.ones((y.size, 1))
+    ys, Xs, Zs = Standardiser.from_data(y, X, Z).apply(y, X, Z)
+    stats = mixed_stats(ys, Xs, Zs, codes, 160)
+    for gamma in (0.01, 0.07, 0.5):
+        h = 1e-6 * gamma
+        fd = (profiled_deviance(stats, np.array([[np.sqrt(gamma + h)]]), reml=reml)
+              - profiled_deviance(stats, np.array([[np.sqrt(gamma - h)]]), reml=reml)) / (2 * h)
+        assert deviance_slope(stats, gamma, reml=reml) == pytest.approx(fd, rel=1e-5)
