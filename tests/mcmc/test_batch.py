@@ -163,3 +163,14 @@ def test_bad_input_raises_before_sampling(args, kwargs, error, match):
         args = (y, x)
     with pytest.raises(error, match=match):
         mlob_pp.mcmc_batch(*args, **kwargs)
+
+
+def test_import_does_not_import_jax():
+    import subprocess
+    import sys
+
+    code = ("import sys, mlob_pp, mlob_pp.mcmc.batch, mlob_pp.mcmc.sbc; "
+            "mlob_pp.mcmc_batch; print('jax' in sys.modules, 'blackjax' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "False"]
