@@ -39,6 +39,8 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 CLEAR = (ValueError, TypeError)
+# the long profile draws the issue's full range (J up to 200, n up to 50)
+LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 
 
 # ------------------------------------------------------------------------------ designs
@@ -50,6 +52,8 @@ def designs(draw, *, max_groups: int = 60, max_size: int = 20, min_groups: int =
     """A two-level data set as a DataFrame (y, x, c, g) plus what was drawn."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
+    if LONG:
+        max_groups, max_size = max(max_groups, 200), max(max_size, 50)
     J = draw(st.integers(min_groups, max_groups))
     if balanced is None:
         balanced = draw(st.booleans())
@@ -289,3 +293,21 @@ def test_mcmc_entry_points_reject_degenerate_designs_before_compiling(df, kind):
                 fn(bad)
         assert time.perf_counter() - start < 5.0, f"{kind}: error only after a compile"
         assert _message_is_clear(info.value, bad), f"{kind}: unclear error: {info.value}"
+
+
+@given(df=designs(max_groups=40, max_size=12, min_size=2, min_groups=3, balanced=True),
+       mode=st.sampled_from(["r", "stable"]))
+def test_mlob_batch_agrees_with_mlob_on_balanced_data(df, mode):
+    """The batched core and the formula front end give the same closed form."""
+    one = _call(mlob_pp.mlob, "y ~ x + c", df, "g", mode=mode, df=df)
+    if one is None:
+        return
+    J, n = df["g"].nunique(), len(df) // df["g"].nunique()
+    d = df.sort_values("g", kind="stable")
+    y, x = d["y"].to_numpy().reshape(1, J, n), d["x"].to_numpy().reshape(1, J, n)
+    c = d["c"].to_numpy().reshape(1, J, n, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch = mlob_pp.mlob_batch(y, x, c, mode=mode)
+    np.testing.assert_allclose(batch.beta_b[0], one.params["beta_b"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(batch.se_beta_b[0], one.bse["beta_b"], rtol=1e-10, atol=1e-12)
