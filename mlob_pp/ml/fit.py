@@ -79,7 +79,7 @@ from mlob_pp.formula.groups import resolve_group
 from mlob_pp.formula.parse import parse_formula
 from mlob_pp.ml.labels import VARIANCE_LABELS, shared_labels
 from mlob_pp.ml.likelihood import SuffStats, loglik, suff_stats
-from mlob_pp.ml.optimize import maximize
+from mlob_pp.ml.optimize import maximize, singular_class
 from mlob_pp.ml.result import MLResult
 from mlob_pp.ml.spec import (
     Spec,
@@ -350,7 +350,29 @@ def _boundary(spec, inf) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _warn(boundary, inf, converged, n_iter) -> None:
+def _no_estimate(inf: dict) -> dict:
+    """Blank every estimate and standard error (there is no maximum to report)."""
+    out = dict(inf)
+    for key in ("est", "se", "vcov", "theta"):
+        out[key] = np.full_like(inf[key], np.nan)
+    for key in ("nuisance", "nuisance_se"):
+        out[key] = inf[key] * np.nan
+    return out
+
+
+def _warn(boundary, inf, converged, n_iter, spike=None) -> None:
+    if spike is not None:
+        size, count, _ = spike
+        warnings.warn(
+            "no maximum likelihood estimate exists: the likelihood has no local maximum and "
+            "grows without bound as the covariance of the group means of the "
+            f"{count} group(s) of size {size} becomes singular (between variances far below "
+            "zero; typical of few groups). Estimates, standard errors and the log-likelihood "
+            "are NaN and `no_maximum` is True; use mlob() or fit_mcmc(), or more groups",
+            InadmissibleWarning,
+            stacklevel=3,
+        )
+        return
     if boundary:
         est = dict(zip(inf["labels"], inf["est"], strict=True))
         shown = ", ".join(
@@ -444,7 +466,10 @@ def fit_ml(
     Warns
     -----
     mlob_pp.warnings.InadmissibleWarning
-        If a variance estimate is at or below zero (a boundary solution, Heywood case).
+        If a variance estimate is at or below zero (a boundary solution, Heywood case), or if
+        no maximum exists: the likelihood then grows without bound towards a singular
+        covariance of the group means (few groups, between variances far below zero), and the
+        result has NaN estimates and ``no_maximum=True``.
     mlob_pp.warnings.NumericalWarning
         If the optimiser did not converge.
 
@@ -480,14 +505,21 @@ def fit_ml(
     elapsed = time.perf_counter() - tic
     inf = _inference(spec, theta, hess, free, opts, d)
     converged = converged and inf["ok"]
-    ll_joint, ll = _loglik(spec, theta, d, opts)
-    boundary = _boundary(spec, inf)
-    _warn(boundary, inf, converged, n_iter)
+    spike = None if converged else singular_class(d.stats, spec, theta)
+    if spike is not None:  # no maximum: the end point depends on the optimiser, not the data
+        inf = _no_estimate(inf)
+        ll_joint = ll = np.nan
+        boundary = ()
+    else:
+        ll_joint, ll = _loglik(spec, theta, d, opts)
+        boundary = _boundary(spec, inf)
+    _warn(boundary, inf, converged, n_iter, spike)
     return _result(formula, group, opts, d, inf, ll_joint, ll, converged, n_iter, boundary,
-                   elapsed)
+                   elapsed, spike)
 
 
-def _result(formula, group, opts, d, inf, ll_joint, ll, converged, n_iter, boundary, elapsed):
+def _result(formula, group, opts, d, inf, ll_joint, ll, converged, n_iter, boundary, elapsed,
+            spike):
     import scipy
 
     from mlob_pp import __version__ as mlob_pp_version
@@ -502,7 +534,7 @@ def _result(formula, group, opts, d, inf, ll_joint, ll, converged, n_iter, bound
         group=group, covariates=opts.covariates, between_covariates=opts.between_covariates,
         fixed_x=opts.fixed_x, conf_level=opts.conf_level, n_obs=mf.n_obs, n_groups=mf.n_groups,
         group_sizes=tuple(int(s) for s in mf.group_sizes), nuisance=inf["nuisance"],
-        nuisance_se=inf["nuisance_se"], boundary=boundary,
+        nuisance_se=inf["nuisance_se"], boundary=boundary, no_maximum=spike is not None,
         settings={
             "method": "ml", "loglik_joint": float(ll_joint), "information": "observed",
             "optimizer": "scipy BFGS + Newton (standardised data)", "tol": opts.tol,

@@ -121,3 +121,34 @@ def maximize(stats: SuffStats, spec, theta0: np.ndarray, free: np.ndarray, max_i
         gscale = np.abs(g[fidx]) * np.maximum(1.0, np.abs(t[fidx]))
         converged = converged or bool(np.max(gscale) < 1e-4)
     return t, hess, n_iter, converged
+
+
+def singular_class(stats: SuffStats, spec, theta: np.ndarray, rel: float = 1e-3):
+    r"""Find the group-size class whose group-mean covariance is (nearly) singular.
+
+    The unrestricted two-level likelihood (between covariance not constrained to be positive
+    semi-definite) grows without bound as the covariance :math:`V_c = \Sigma_W + n_c\Sigma_B`
+    of the group means of a size class becomes singular along a direction in which those means
+    do not scatter: this is always possible when the class holds fewer groups than the modelled
+    vector has free dimensions (for example a single largest group). The estimate is then the
+    interior local maximum, if there is one. When the optimiser ends without a stationary
+    point at such a singular :math:`V_c` there is no maximum likelihood estimate.
+
+    Returns
+    -------
+    tuple or None
+        ``(size, count, ratio)`` of the class with the smallest generalized eigenvalue
+        ``ratio`` of :math:`(V_c, \Sigma_W)` if it is below `rel` (scale-free), else None.
+    """
+    m = spec.implied(theta)
+    try:
+        inv_l = np.linalg.inv(np.linalg.cholesky(m.sigma_w))
+    except np.linalg.LinAlgError:
+        return None
+    worst = None
+    for size, count in zip(stats.sizes, stats.counts, strict=True):
+        v = m.sigma_w + size * m.sigma_b
+        ratio = float(np.linalg.eigvalsh(inv_l @ v @ inv_l.T)[0])
+        if worst is None or ratio < worst[2]:
+            worst = (int(size), int(count), ratio)
+    return worst if worst is not None and worst[2] < rel else None

@@ -41,6 +41,12 @@ class MLResult(EstimatorResult):
         alias). Their estimates are the unbounded maximum (as lavaan reports them); with a
         between variance at or below zero the between slope is not identified in the usual
         sense and its interval should not be trusted.
+    no_maximum : bool
+        True when the likelihood has no maximum: it grows without bound as the covariance of
+        the group means of one group-size class becomes singular, and the optimiser found no
+        interior local maximum (happens with few groups and between variances far below
+        zero). Estimates, standard errors and ``loglik`` are then NaN: any finite value would
+        be where the optimiser happened to stop, not a property of the data.
     nuisance, nuisance_se : pandas.Series
         Other free parameters of the level-specific form (means and covariances of the
         covariates' within and between parts) and their standard errors.
@@ -66,6 +72,7 @@ class MLResult(EstimatorResult):
     nuisance: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     nuisance_se: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     boundary: tuple[str, ...] = ()
+    no_maximum: bool = False
     settings: dict = field(default_factory=dict)
 
     estimator = "ml"
@@ -116,6 +123,9 @@ class MLResult(EstimatorResult):
                 "boundary (variance estimated at or below zero, Heywood case): "
                 + ", ".join(self.boundary)
             )
+        if self.no_maximum:
+            notes.append("no maximum: the likelihood grows without bound towards a singular "
+                         "covariance of the group means; no ML estimate exists")
         text = "\n".join([self._header(), body, *notes])
         return Summary(self._header().splitlines()[0], {"estimates": table}, text=text,
                        notes=notes)
@@ -138,7 +148,7 @@ class MLResult(EstimatorResult):
             "conf_level": self.conf_level, "converged": bool(self.converged),
             "loglik": float(self.loglik), "formula": self.formula, "group": self.group,
             "n_obs": int(self.n_obs), "n_groups": int(self.n_groups),
-            "boundary": ",".join(self.boundary),
+            "boundary": ",".join(self.boundary), "no_maximum": bool(self.no_maximum),
         })
         return estimate_tree(frame, estimator="ml", conf_level=self.conf_level,
                              interval_method="wald", se_method=self.se_method, attrs=attrs)
