@@ -140,10 +140,12 @@ def _share_y(value: Any, panel_dims: Sequence[str], log: bool) -> bool:
 
 def _caption(ds: Any, keep: Sequence[str], select: Mapping[str, Any] | None, extra: str,
              level: bool = False) -> str:
-    avg = [d for d in _factors(ds) if d not in keep and not (select and d in select)]
+    rest = [d for d in _factors(ds) if d not in keep and not (select and d in select)]
+    avg = [d for d in rest if ds.sizes[d] > 1]
+    fixed = {**dict(select or {}), **{d: ds[d].values[0] for d in rest if ds.sizes[d] == 1}}
     parts = []
-    if select:
-        parts.append("cells with " + ", ".join(f"{k} = {v}" for k, v in select.items()))
+    if fixed:
+        parts.append("cells with " + ", ".join(f"{k} = {v:g}" for k, v in fixed.items()))
     if avg:
         parts.append(f"averaged over {', '.join(avg)} (mean over cells)")
     parts.append("error bars: +/- 2 Monte Carlo SE (on log axes cut at a tenth of the value)")

@@ -459,7 +459,7 @@ def test_plot_captions_are_whole_and_labels_name_the_estimators(small_study):
         assert box.y0 >= fbox.y0 - 1 and box.y1 <= fbox.y1 + 1
     caption = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
     assert "60 replications per cell." in caption
-    assert "Averaged over beta_b, beta_w (mean over cells)" in caption
+    assert "Cells with beta_b = 0.5; averaged over beta_w (mean over cells)" in caption
     plt.close(fig)
     fig = plots.plot_metric(small_study, "rmse")
     assert "ML moments (R MLOB's 'ML')" in _figure_texts(fig)
