@@ -8,6 +8,8 @@ time with the formula front end ``mlob_pp.mlob`` (the loop a user would write), 
     python benchmarks/bench_study.py                     # full design, Dask local cluster
     python benchmarks/bench_study.py --scheduler serial  # in this process
     python benchmarks/bench_study.py --replications 500  # a tenth of the work
+    python benchmarks/bench_study.py --four-way --set J=5,10 --replications 100 \
+        --checkpoint ckpt/ --out four_way.nc              # every arm on every replication
 
 Target (issue): full design in under 10 minutes on this 2-core machine (~4,500 replications/s).
 
@@ -19,6 +21,21 @@ Measured on 2026-11-21 (2 cores shared with other jobs; 2 Dask workers, chunk 10
 * baseline, one data set at a time: ``mlob_pp.mlob`` on a DataFrame 107-125 replications/s
   (7 hours for the design); ``mlob_batch`` with B = 1 about 800-2,000 replications/s.
 * Both full runs gave identical results.
+
+Measured on 2026-11-30 (2 cores shared with 8 other jobs, load average 4-16; outputs and logs in
+``benchmarks/results/``):
+
+* closed form, full design x 5,000, serial, one process:
+  ``--four-way --estimators mlob,ml_moments --n-boot 0 --replications 5000 --seed 20240601``:
+  1,754 s wall (CPU: generation 54 s, estimation 149 s); so far 232-1,754 s wall for the same
+  work, depending on load and workers.
+* closed form + ML, full design x 100 (``--estimators mlob,ml_moments,ml --n-boot 0
+  --replications 100 --seed 20240601``): 933 s wall; CPU per data set 0.04 ms (closed form),
+  1.09 ms (``ml_batch`` with its profile-likelihood interval; 0.5-1.1 ms median by J).
+* all four arms, 16 + 16 cells (ICC_X 0.1, 0.3 and 0.05, 0.5; J 5, 10, 20, 40; n 5, 15;
+  beta_b 0.5; beta_w 0.2) x 100, ``--n-boot 200``, MCMC 4 x (500 + 500), chunk 50, seed
+  20261130: 1,715 s and 551 s wall; CPU per data set (median over cells by J): MCMC 100-152 ms
+  (goal 60 ms: not met), MLOB bootstrap 15-22 ms, ML 1.1-2.5 ms, closed form 0.02-0.05 ms.
 """
 
 from __future__ import annotations
