@@ -37,8 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp.closed_form.bootstrap import bootstrap_batch, inversion_interval
+from mlob_pp.closed_form.core import mlob_batch
 from mlob_pp.comparisons.convert import ESTIMATORS
 from mlob_pp.comparisons.study.design import cell_key
+from mlob_pp.mcmc.batch import mcmc_batch
+from mlob_pp.ml.batch import ml_batch
 from mlob_pp.tables import wald
 
 __all__ = [
@@ -113,8 +117,6 @@ def closed_form_estimators(
     Returns ``{"mlob": {...}, "ml_moments": {...}}`` in the arm format (see the module
     docstring). The estimator's warnings are switched off; its flags are returned instead.
     """
-    from mlob_pp.closed_form.core import mlob_batch
-
     with np.errstate(all="ignore"):
         res = mlob_batch(y, x, covariates, conf_level=conf_level, mode=mode, warn=False)
     return {
@@ -162,8 +164,6 @@ def bootstrap_intervals(
     One call of :func:`~mlob_pp.closed_form.bootstrap.bootstrap_batch` per data set with the
     replication's own seed, so an interval does not depend on the chunking.
     """
-    from mlob_pp.closed_form.bootstrap import bootstrap_batch, inversion_interval
-
     seed_arg = (
         "random_seed"
         if "random_seed" in inspect.signature(bootstrap_batch).parameters
@@ -200,8 +200,6 @@ def ml_estimator(
     Returns the arm format with the Wald interval and, as ``lo::profile`` / ``hi::profile``,
     the profile-likelihood interval; boundary fits are flagged ``degenerate``.
     """
-    from mlob_pp.ml.batch import ml_batch  # lands with the batched ML (issue 13.1)
-
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # boundary fits are flagged per data set below
         res = ml_batch(y, x, covariates, conf_level=conf_level)
@@ -245,8 +243,6 @@ def mcmc_estimator(
     ``converged=False`` (as does ``mcmc_batch``'s own flag after its reruns with longer
     chains; ``rerun`` marks data sets that were rerun).
     """
-    from mlob_pp.mcmc.batch import mcmc_batch  # lands with the batched MCMC (issue 13.2)
-
     kwargs: dict[str, Any] = {
         "draws": draws,
         "tune": tune,
