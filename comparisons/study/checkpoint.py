@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-import mlob_pp.warnings as _mw
+from mlob_pp.warnings import CheckpointWarning
 
 __all__ = [
     "CheckpointWarning",
@@ -37,8 +37,6 @@ __all__ = [
     "open_checkpoint",
 ]
 
-#: warning for an unusable chunk (mlob_pp.warnings.CheckpointWarning once it exists)
-CheckpointWarning = getattr(_mw, "CheckpointWarning", _mw.MLOBWarning)
 FORMAT_VERSION = 2
 
 
