@@ -20,7 +20,9 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["available", "load", "describe"]
+from mlob_pp.datasets.simulate import simulate_saeb  # the national-scale generator
+
+__all__ = ["available", "load", "describe", "simulate_saeb"]
 
 _FILES = {
     "hsb": "hsb.csv",
@@ -131,5 +133,3 @@ def load(name: str) -> pd.DataFrame:
     }
     return df
 
-
-from mlob_pp.datasets.simulate import simulate_saeb  # noqa: E402, F401  (national-scale generator)
