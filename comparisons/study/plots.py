@@ -215,6 +215,31 @@ def _style_axes(ax: Any, xs: Any, log: bool) -> None:
     ax.tick_params(labelsize=7)
 
 
+def _clip_row(axes: Any, values: np.ndarray, spread: float = 30.0) -> None:
+    """Keep a log-scale row readable: values beyond `spread` x the median are marked off scale.
+
+    One huge value (the moment ratio's interval at J = 5 is 1e9 wide) would otherwise squeeze
+    every other line against the bottom of the panel.
+    """
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return
+    lo, top = float(v.min()) / 1.5, float(np.median(v)) * spread
+    if float(v.max()) <= top:
+        return
+    for ax in np.atleast_1d(axes):
+        ax.set_ylim(lo, top)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    np.atleast_1d(axes)[0].annotate(
+        f"off scale above {top:.3g} (max {float(v.max()):.3g})", xy=(0.02, 0.97),
+        xycoords="axes fraction", va="top", fontsize=6, color="0.3",
+    )
+
+
 def _reference(ds: Any, metric: str) -> float | None:
     if metric in ("coverage", "coverage_bounded"):
         return float(ds.attrs.get("conf_level", 0.95))
@@ -381,6 +406,8 @@ def plot_intervals(
                 ax.set_xlabel(x)
             if j == 0:
                 ax.set_ylabel(_LABELS.get(metric, metric), fontsize=8)
+        if metric == "median_width":
+            _clip_row(axes[i], value.sel(interval=names).values)
     extra = ("Intervals for beta_b. An unbounded interval covers trivially; coverage among "
              "bounded intervals leaves them out; median width counts unbounded intervals as "
              "infinitely wide (a cell where more than half are unbounded has no finite median "
