@@ -72,6 +72,10 @@ class MLBatchResult:
         Maximised log-likelihood of ``(Y, X)`` given the covariates.
     converged : ndarray of bool (B,)
         Newton iteration converged and the information is positive definite.
+    no_maximum : ndarray of bool (B,)
+        Data sets whose likelihood has no maximum (it grows without bound towards a singular
+        covariance of the group means, possible when J <= k + 2); all their values are NaN
+        and ``converged`` is False. As ``MLResult.no_maximum`` of :func:`mlob_pp.fit_ml`.
     boundary : ndarray of bool (B,)
         A between variance (``tau2_x`` or ``tau2``) estimated at or below zero (Heywood case);
         ``boundary_x`` flags ``tau2_x <= 0`` alone.
@@ -91,6 +95,7 @@ class MLBatchResult:
     conf_level: float
     n_groups: int
     group_size: int
+    no_maximum: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     settings: dict = field(default_factory=dict)
 
     estimator = "ml"
@@ -230,7 +235,7 @@ def _newton_gamma(stats: BalancedStats, gamma: np.ndarray, max_iter: int, tol: f
     n_iter = np.zeros(n_b, dtype=int)
     converged = np.ones(n_b, dtype=bool) if k == 0 else np.zeros(n_b, dtype=bool)
     if k == 0:
-        return gamma, converged, n_iter
+        return gamma, converged, n_iter, np.zeros(n_b, dtype=bool)
     m1 = stats.n_obs - stats.n_groups
     cols = np.arange(1, k + 1)
 
@@ -241,6 +246,8 @@ def _newton_gamma(stats: BalancedStats, gamma: np.ndarray, max_iter: int, tol: f
         _, wz, dz = transform(subset(stats, sub), coef_of(g))
         return profile_loglik(subset(stats, sub), wz, dz)
 
+    start = gamma.copy()
+    failed = np.zeros(n_b, dtype=bool)
     active = np.arange(n_b)
     current = value(gamma, active)
     for _ in range(max_iter):
@@ -251,6 +258,18 @@ def _newton_gamma(stats: BalancedStats, gamma: np.ndarray, max_iter: int, tol: f
         _, wz, dz = transform(sub, coef_of(g))
         s, v = wz / m1, stats.group_size * dz / stats.n_groups
         grad, hess = derivatives(sub, coef_of(g), cols, s, v)
+        # a set whose Newton ran into a singular between covariance (no maximum) is dropped
+        with np.errstate(all="ignore"):
+            h_ss = hess[:, k:, k:]
+            bad = ~(np.isfinite(hess).all(axis=(1, 2)) & np.isfinite(grad).all(axis=1))
+            if (~bad).any():
+                bad[~bad] = ~(np.linalg.cond(h_ss[~bad]) < 1e12)
+        if bad.any():
+            failed[active[bad]] = True
+            keep = ~bad
+            active, g, grad, hess = active[keep], g[keep], grad[keep], hess[keep]
+            if active.size == 0:
+                break
         hp = _schur(hess, k)
         step = ascent_step(hp, grad[:, :k])
         decrement = np.einsum("bi,bi->b", step, grad[:, :k])
@@ -270,7 +289,23 @@ def _newton_gamma(stats: BalancedStats, gamma: np.ndarray, max_iter: int, tol: f
         done = (np.abs(decrement) < tol) & (t == 1.0)
         converged[active[done]] = True
         active = active[~done]
-    return gamma, converged, n_iter
+    gamma[failed] = start[failed]  # finite values for the (discarded) downstream algebra
+    converged[failed] = False
+    return gamma, converged, n_iter, failed
+
+
+def _no_maximum(s: np.ndarray, v: np.ndarray, converged: np.ndarray, failed: np.ndarray,
+                rel: float = 1e-3) -> np.ndarray:
+    """Flag the sets without a maximum: the Newton failed at, or stopped near, a singular V.
+
+    The smallest generalized eigenvalue of (V, S) measures how close the covariance of the group
+    means is to singular, relative to the within covariance (scale-free), as in
+    :func:`mlob_pp.ml.optimize.singular_class`.
+    """
+    with np.errstate(all="ignore"):
+        inv_l = np.linalg.inv(np.linalg.cholesky(s))
+        ratio = np.linalg.eigvalsh(inv_l @ v @ inv_l.transpose(0, 2, 1))[:, 0]
+    return failed | (~converged & ~(ratio >= rel))
 
 
 def _schur(hess: np.ndarray, k: int) -> np.ndarray:
@@ -382,7 +417,12 @@ def ml_batch(y: Any, x: Any, covariates: Any = None, *, conf_level: float = 0.95
     names_cols = ["y", "x", *(f"covariates[..., {j}]" for j in range(k))]
     stats, loc, scale = standardize(balanced_stats(raw))
     _check_design(stats, names_cols)
-    gamma, converged, n_iter = _newton_gamma(stats, _start_gamma(stats), 100, 1e-12)
+    gamma, converged, n_iter, failed = _newton_gamma(stats, _start_gamma(stats), 100, 1e-12)
+    if k:
+        nomax = _no_maximum(*_moments(stats, gamma)[1:3], converged, failed)
+        gamma[nomax] = _start_gamma(subset(stats, np.flatnonzero(nomax)))
+    else:  # without covariates the maximum is closed form
+        nomax = np.zeros(gamma.shape[0], dtype=bool)
     coef, s, v, mu = _moments(stats, gamma)
     names, est_s, jac = shared_labels(gamma, mu, s, (v - s) / stats.group_size)
     jac = jac @ _to_between(k, stats.group_size)
@@ -408,20 +448,31 @@ def ml_batch(y: Any, x: Any, covariates: Any = None, *, conf_level: float = 0.95
                               ll_max=profile_loglik(stats, wz, dz),
                               q=normal_quantile(conf_level), ok=ok)
     unit = scale[:, 0] / scale[:, 1]
-    _warn(boundary, ok)
+    for arr in (est, se, ll, lo, hi):  # no maximum: nothing to report
+        arr[nomax] = np.nan
+    boundary[nomax] = False
+    _warn(boundary, ok, nomax)
     return MLBatchResult(
         estimates={lab: est[:, i] for i, lab in enumerate(labels)},
         std_errors={lab: se[:, i] for i, lab in enumerate(labels)},
         loglik=ll, converged=ok, boundary=boundary, n_iter=n_iter,
         profile_lower=lo * unit, profile_upper=hi * unit, conf_level=conf_level,
-        n_groups=stats.n_groups, group_size=stats.group_size,
+        n_groups=stats.n_groups, group_size=stats.group_size, no_maximum=nomax,
         settings={"method": "ml", "covariates": "shared", "information": "observed",
                   "optimizer": "closed form in the moments + Newton on gamma",
                   "interval_method": "wald and profile"},
     )
 
 
-def _warn(boundary: np.ndarray, ok: np.ndarray) -> None:
+def _warn(boundary: np.ndarray, ok: np.ndarray, nomax: np.ndarray) -> None:
+    if nomax.any():
+        warnings.warn(
+            f"{int(nomax.sum())} of {nomax.size} data sets have no maximum likelihood estimate "
+            "(the likelihood grows without bound towards a singular covariance of the group "
+            "means; few groups): their estimates are NaN, flagged in `no_maximum`",
+            InadmissibleWarning, stacklevel=3,
+        )
+    ok = ok | nomax
     if boundary.any():
         warnings.warn(
             f"{int(boundary.sum())} of {boundary.size} data sets have a between variance "

@@ -104,3 +104,28 @@ def test_few_unbalanced_groups_at_the_boundary_are_equivariant(seed, j, a, shift
     if shift == 0.0:  # (the intercept's SE depends on the origin of x)
         assert res.bse["alpha"] == pytest.approx(a * base.bse["alpha"], rel=1e-6)
     assert res.loglik == pytest.approx(base.loglik - res.n_obs * 2 * np.log(a), rel=1e-9)
+
+
+def test_ml_batch_reports_no_maximum_instead_of_crashing():
+    """Balanced J = 3 with one covariate: Newton on gamma ran into a singular V (LinAlgError)."""
+    y = [0.555106, 0.276432, -0.391045, -0.746251, -0.435611, -0.346611, -0.896997, 0.113979,
+         0.045044]
+    x = [0.130358, -0.493992, 0.380553, 1.241442, 0.893561, -0.715456, -1.090177, -0.464290,
+         0.183482]
+    c = [-2.040384, -0.394509, -0.969098, -0.162464, -0.132409, -0.570852, -0.065603, 0.752546,
+         -0.042288]
+    import mlob_pp
+
+    shape = (1, 3, 3)
+    arrays = (np.reshape(y, shape), np.reshape(x, shape), np.reshape(c, (*shape, 1)))
+    # a second data set in the same batch (one with an interior maximum) keeps its estimate
+    rng = np.random.default_rng(3)
+    good = [rng.normal(size=shape) for _ in range(2)] + [rng.normal(size=(*shape, 1))]
+    both = [np.concatenate([a, g]) for a, g in zip(arrays, good, strict=True)]
+    with pytest.warns(InadmissibleWarning, match="1 of 2 data sets have no maximum"):
+        res = mlob_pp.ml_batch(*both)
+    assert res.no_maximum.tolist() == [True, False]
+    assert not res.converged[0] and np.isnan(res.beta_b[0]) and np.isnan(res.loglik[0])
+    df = pd.DataFrame({"y": y, "x": x, "c": c, "g": np.repeat([0, 1, 2], 3)})
+    with pytest.warns(InadmissibleWarning, match="no maximum likelihood estimate exists"):
+        assert fit_ml("y ~ x + c", df, "g").no_maximum
