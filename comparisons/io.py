@@ -23,6 +23,7 @@ from mlob_pp.common_format import (
     estimate_tree,
     has_posterior,
 )
+from mlob_pp.comparisons.labels import element_labels
 from mlob_pp.comparisons.table import as_named
 
 __all__ = ["save", "load"]
@@ -185,8 +186,6 @@ def _result(tree: xr.DataTree, path: Path, name: str | None = None) -> xr.DataTr
 def _from_legacy(tree: xr.DataTree) -> xr.DataTree:
     """Turn a 0.1 point estimate (``point_estimate`` + normal draws as posterior) into 0.2."""
     import pandas as pd
-
-    from mlob_pp.comparisons.labels import element_labels
 
     point = tree["point_estimate"].to_dataset(inherit=False)
     se = tree["point_estimate/std_error"].to_dataset(inherit=False)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from mlob_pp.comparisons.labels import split_label
 from mlob_pp.comparisons.table import as_named, check_var_names, compare
 from mlob_pp.seeds import as_generator, check_random_seed
 from mlob_pp.validate import check_probability
@@ -227,8 +228,6 @@ def plot_compare(
 
 
 def _has_variable(table: pd.DataFrame, var: str) -> bool:
-    from mlob_pp.comparisons.labels import split_label
-
     labels = table.index.get_level_values("parameter")
     return any(split_label(str(lab), None)[0] == var for lab in labels)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp import __version__
 from mlob_pp.seeds import seed_attr
 
 __all__ = ["make_attrs", "jsonable"]
@@ -77,8 +78,6 @@ def make_attrs(
     from importlib import metadata
 
     import arviz_base
-
-    from mlob_pp import __version__
 
     attrs = dict(arviz_base.make_attrs())
     attrs.update(

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.tables import Summary, wald
+from mlob_pp.validate import check_probability
 
 __all__ = ["EstimatorResult"]
 
@@ -88,8 +89,6 @@ class EstimatorResult:
         pandas.DataFrame
             Columns ``lower`` and ``upper``, indexed like ``params``.
         """
-        from mlob_pp.validate import check_probability
-
         frame = self.to_frame()
         stored = float(getattr(self, "conf_level", 0.95))
         level = stored if level is None else check_probability(level, "level")

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp.rrandom import RRandom
+
 __all__ = ["check_random_seed", "as_generator", "as_seed_sequence", "as_int_seed", "seed_attr"]
 
 _ALLOWED = "None, a non-negative int, a numpy Generator, a numpy SeedSequence or mlob_pp.RRandom"
@@ -37,8 +39,6 @@ def check_random_seed(random_seed: Any, name: str = "random_seed", *, r_allowed:
     ValueError
         For a negative integer.
     """
-    from mlob_pp.rrandom import RRandom
-
     if random_seed is None or isinstance(random_seed, np.random.Generator | np.random.SeedSequence):
         return random_seed
     if isinstance(random_seed, RRandom):
@@ -66,8 +66,6 @@ def as_generator(random_seed: Any, name: str = "random_seed") -> Any:
     >>> as_generator(1).integers(100) == as_generator(1).integers(100)
     np.True_
     """
-    from mlob_pp.rrandom import RRandom
-
     check_random_seed(random_seed, name)
     if isinstance(random_seed, np.random.Generator | RRandom):
         return random_seed

@@ -83,6 +83,9 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp.seeds import as_generator
+from mlob_pp.simulate import simulate_arrays, simulate_frame
+
 __all__ = [
     "COVARIATE_FORMS",
     "SufficientStatistics",
@@ -477,9 +480,6 @@ def simulate(
     truth : dict of str to float
         The parameters, with the contract's labels (``gamma_c1`` ...).
     """
-    from mlob_pp.seeds import as_generator
-    from mlob_pp.simulate import simulate_arrays, simulate_frame
-
     rng = as_generator(random_seed)
     sizes = np.broadcast_to(np.asarray(group_size, dtype=int), (n_groups,))
     k = len(gamma)

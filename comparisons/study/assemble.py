@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp import __version__
 from mlob_pp.comparisons.study.arms import interval_kinds
 from mlob_pp.comparisons.study.checkpoint import now
 from mlob_pp.comparisons.study.design import Design, implied_icc_y
@@ -183,8 +184,6 @@ def study_attrs(
 ) -> dict[str, Any]:
     """Provenance and settings of a study (netCDF-safe attribute values)."""
     import xarray as xr
-
-    from mlob_pp import __version__
 
     attrs: dict[str, Any] = {
         "title": "simulation study of estimators of the between-group slope beta_b",

@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from mlob_pp import __version__
+
 _SUBCOMMANDS = {
     "fit": ("mlob_pp.cli.fit", "closed-form MLOB fit of a CSV or bundled data set (R-style table)"),
     "compare": (
@@ -30,7 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlob-pp",
         description="Compare closed-form MLOB, ML and MCMC estimates of two-level models.",
     )
-    from mlob_pp import __version__
 
     parser.add_argument("--version", action="version", version=f"mlob_pp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

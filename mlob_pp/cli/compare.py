@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import mlob_pp
 from mlob_pp.cli.options import (
     DEFAULT_MODELS,
     UsageError,
@@ -116,7 +117,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _fit_ml(args, data, formula, group):
-    import mlob_pp
     from mlob_pp.comparisons import from_ml
 
     with warnings.catch_warnings(record=True) as caught:
@@ -136,7 +136,6 @@ def _fit_ml(args, data, formula, group):
 
 
 def _fit_mcmc(args, data, formula, group):
-    import mlob_pp
     from mlob_pp.comparisons import from_pymc
 
     kwargs: dict[str, Any] = dict(

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import mlob_pp
+
 __all__ = [
     "DEFAULT_MODELS",
     "DEFAULTS",
@@ -218,8 +220,6 @@ def load_data(args: argparse.Namespace) -> tuple[Any, str, str, str]:
 
 def mlob_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`mlob_pp.mlob` from the shared options."""
-    import mlob_pp
-
     kwargs: dict[str, Any] = {
         "balancing_limit": args.balancing_limit,
         "conf_level": args.conf_level,
@@ -237,8 +237,6 @@ def mlob_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def fit_mlob(args: argparse.Namespace, data: Any, formula: str, group: str):
     """Fit MLOB with the shared options; return (result, warning messages)."""
-    import mlob_pp
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = mlob_pp.mlob(formula, data, group, **mlob_kwargs(args))
@@ -251,8 +249,6 @@ def fit_mlob(args: argparse.Namespace, data: Any, formula: str, group: str):
 def _per_balancing(res: Any, args, data, formula, group) -> Any:
     """beta_b of every random balancing (from the result, else by refitting each one)."""
     import numpy as np
-
-    import mlob_pp
 
     bal = dict(getattr(res, "balancing", None) or {})
     values = bal.get("beta_b_per_balancing")

@@ -42,6 +42,7 @@ from mlob_pp.closed_form.moments import (
     se_ratio,
     select_grid,
 )
+from mlob_pp.closed_form.r_emulation import r_x_statistics
 from mlob_pp.tables import normal_quantile
 from mlob_pp.validate import NumericalWarning, check_choice, check_probability
 
@@ -281,8 +282,6 @@ def fit_arrays(y: np.ndarray, x: np.ndarray, C: np.ndarray, *, conf_level: float
     B, J, n = x.shape
     x_stats = None
     if (not stable) and J in (3, 5):
-        from mlob_pp.closed_form.r_emulation import r_x_statistics
-
         x_stats = np.array([r_x_statistics(x[i]) for i in range(B)]).T
     m = moment_fit(y, x, C, stable, x_stats)
     b = m["beta_ml"] if b_prior is None else b_prior

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from mlob_pp.mcmc.density import PRIORS, batch_statistics
+from mlob_pp.mcmc.nuts import compiled_sampling, compiled_warmup, difficulty, initial_positions
 from mlob_pp.seeds import as_generator, check_random_seed, seed_attr
 from mlob_pp.validate import check_bool, check_int, check_probability
 
@@ -157,8 +158,6 @@ class _Chains:
     def __init__(self, stats: dict[str, Any], k: int, *, chains: int, tune: int, draws: int,
                  batch_size: int, dense: bool, max_doublings: int, target_accept: float,
                  rng: np.random.Generator):
-        from mlob_pp.mcmc.nuts import compiled_sampling, compiled_warmup
-
         self.stats, self.k, self.chains, self.rng = stats, k, chains, rng
         self.batch_size = batch_size
         self.warmup = compiled_warmup(k, tune, dense, max_doublings, target_accept)
@@ -197,8 +196,6 @@ class _Chains:
 
     def start(self, idx: np.ndarray) -> None:
         """Warm up and sample data sets `idx` (in the given order)."""
-        from mlob_pp.mcmc.nuts import initial_positions
-
         c = self.chains
         for part, lanes in self._batches(idx):
             init = initial_positions(self.rng, lanes.size, self.k)
@@ -325,7 +322,6 @@ def mcmc_batch(
     k = 0 if covariates is None else covariates.shape[-1]
     _check_variation(y, x, covariates)
     stats = batch_statistics(y, x, covariates, standardize=standardize)
-    from mlob_pp.mcmc.nuts import difficulty
 
     rng = as_generator(random_seed)
     order = np.argsort(difficulty(stats), kind="stable")

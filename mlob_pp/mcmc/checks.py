@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.design import check_full_rank, check_variation, check_within_variation
+from mlob_pp.warnings import MissingDataWarning
 
 __all__ = ["check_group_covariates", "group_level_values", "check_design"]
 
@@ -82,7 +83,6 @@ def check_group_covariates(
                 "drop incomplete rows"
             )
         if missing == "drop":
-            from mlob_pp.warnings import MissingDataWarning
 
             keep = ~isna.any(axis=1)
             warnings.warn(

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp.optional import require
+
 __all__ = [
     "PRIORS",
     "import_jax",
@@ -66,8 +68,6 @@ _LOG_NORMAL_CONST = -0.5 * _LOG2PI
 
 def import_jax() -> Any:
     """Import JAX with 64-bit floats, or raise an ImportError naming the ``[mcmc]`` extra."""
-    from mlob_pp.optional import require
-
     jax = require("jax", "mcmc", "mcmc_batch")
     jax.config.update("jax_enable_x64", True)
     return jax

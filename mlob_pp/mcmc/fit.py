@@ -36,7 +36,13 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.formula.groups import resolve_group
+from mlob_pp.formula.parse import parse_formula
+from mlob_pp.mcmc.checks import check_design, check_group_covariates, group_level_values
 from mlob_pp.mcmc.result import MCMCResult, summary_table
+from mlob_pp.mcmc.tree import posterior_tree
+from mlob_pp.models import latent_covariate as lc
+from mlob_pp.models.latent_covariate import COVARIATE_FORMS, data_updates
+from mlob_pp.provenance import make_attrs
 from mlob_pp.seeds import as_int_seed, check_random_seed
 from mlob_pp.validate import (
     check_bool,
@@ -68,8 +74,6 @@ def clear_compiled_models() -> None:
 def _compiled_model(stats: Any, model: Any) -> tuple[Any, float]:
     """Return the nutpie model compiled once per structure of `stats`, holding its data."""
     import nutpie
-
-    from mlob_pp.models.latent_covariate import data_updates
 
     key = stats.structure
     t0 = time.perf_counter()
@@ -219,8 +223,6 @@ def fit_mcmc(
 
 def _check_arguments(args: dict[str, Any], deprecated: dict[str, Any]) -> dict[str, Any]:
     """Validate the sampler arguments (old names mapped with a DeprecationWarning)."""
-    from mlob_pp.models.latent_covariate import COVARIATE_FORMS
-
     deprecated = dict(deprecated)
     for old, new in _RENAMED.items():
         default = {"progress": False, "conf_level": 0.95, "random_seed": None}[new]
@@ -249,10 +251,6 @@ def _check_arguments(args: dict[str, Any], deprecated: dict[str, Any]) -> dict[s
 
 def _prepare_data(formula: Any, data: Any, group: Any, settings: dict[str, Any]):
     """Parse the formula, check the design (before any compile), reduce to statistics."""
-    from mlob_pp.formula.parse import parse_formula
-    from mlob_pp.mcmc.checks import check_design, check_group_covariates, group_level_values
-    from mlob_pp.models import latent_covariate as lc
-
     formula, group = resolve_group(formula, group)
     l2_names, data = check_group_covariates(settings["group_covariates"], data,
                                             settings["missing"])
@@ -269,8 +267,6 @@ def _prepare_data(formula: Any, data: Any, group: Any, settings: dict[str, Any])
 
 def _compile(stats: Any) -> tuple[Any, Any, float]:
     """Build the PyMC model and get its compiled nutpie version (cached per structure)."""
-    from mlob_pp.models import latent_covariate as lc
-
     model = lc.build_model(stats)
     with warnings.catch_warnings():
         # PyTensor's C backend (used for the initial point only) warns about a missing BLAS
@@ -310,9 +306,6 @@ def _import_nutpie() -> Any:
 def _make_result(raw: Any, stats: Any, mf: Any, w_j: Any, model: Any, compile_time: float,
                  sampling_time: float, settings: dict[str, Any]) -> MCMCResult:
     """Posterior tree, summary table, diagnostics warning, result object."""
-    from mlob_pp.mcmc.tree import posterior_tree
-    from mlob_pp.provenance import make_attrs
-
     nutpie = _import_nutpie()
     seed = settings["seed"]
     idata = posterior_tree(raw, stats, mf, seed, settings["covariates"],

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mlob_pp.mcmc.density import import_jax, make_logdensity, n_parameters
+from mlob_pp.optional import require
 
 __all__ = [
     "import_blackjax", "compiled_warmup", "compiled_sampling", "initial_positions", "difficulty",
@@ -25,8 +26,6 @@ __all__ = [
 
 def import_blackjax() -> Any:
     """Import blackjax, or raise an ImportError naming the ``[mcmc]`` extra."""
-    from mlob_pp.optional import require
-
     import_jax()
     return require("blackjax", "mcmc", "mcmc_batch")
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp.mcmc.batch import mcmc_batch
 from mlob_pp.seeds import as_generator
 from mlob_pp.simulate import simulate_arrays
 
@@ -110,8 +111,6 @@ def run_sbc(n_sims: int = 1000, *, J: int = 20, n: int = 10, k: int = 0, n_ranke
     SBCResult
     """
     import time
-
-    from mlob_pp.mcmc.batch import mcmc_batch
 
     t0 = time.perf_counter()
     rng = as_generator(random_seed)

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp.models import latent_covariate as lc
+
 __all__ = ["group_coord", "posterior_tree"]
 
 
@@ -30,8 +32,6 @@ def posterior_tree(
     import nutpie
     import xarray as xr
     from arviz_base import make_attrs
-
-    from mlob_pp.models import latent_covariate as lc
 
     post_z = {k: np.asarray(v) for k, v in raw["posterior"].to_dataset().data_vars.items()}
     n_chain, n_draw = next(iter(post_z.values())).shape[:2]

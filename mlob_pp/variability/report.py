@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.common_format import estimate_tree
+from mlob_pp.provenance import make_attrs
 from mlob_pp.tables import Summary, normal_quantile, wald
 from mlob_pp.variability.mixed import MixedFit
 
@@ -233,8 +234,6 @@ def variability_tree(
     Standard errors of fixed effects are GLS ones, those of variance components come from the
     observed information (``se_method = "gls_and_observed_information"``).
     """
-    from mlob_pp.provenance import make_attrs
-
     stamp = make_attrs(estimator, settings={k: v for k, v in attrs.items()
                                             if k in ("model", "method", "random_slope")},
                        random_seed=None, inference_library="mlob_pp",
