@@ -43,8 +43,6 @@ https://doi.org/10.1201/b18502-5
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -61,7 +59,10 @@ from mlob_pp.design import (
     has_variation,
 )
 from mlob_pp.formula.groups import resolve_group
-from mlob_pp.validate import reject_unknown, renamed_argument
+from mlob_pp.formula.null import old_positional_call, parse_null_formula
+from mlob_pp.formula.parse import parse_formula
+from mlob_pp.provenance import make_attrs
+from mlob_pp.validate import check_int, check_probability, reject_unknown, renamed_argument
 
 __all__ = [
     "build_null_model",
@@ -188,8 +189,6 @@ def build_contextual_model(
 def _sample(model, *, draws, tune, chains, random_seed, progressbar, attrs, estimator) -> Any:
     import pymc as pm
 
-    from mlob_pp.validate import check_int
-
     draws = check_int(draws, "draws", minimum=1)
     tune = check_int(tune, "tune", minimum=0)
     chains = check_int(chains, "chains", minimum=1)
@@ -202,32 +201,15 @@ def _sample(model, *, draws, tune, chains, random_seed, progressbar, attrs, esti
         progressbar=progressbar,
         model=model,
     )
-    try:
-        from mlob_pp.provenance import make_attrs
-
-        stamp = make_attrs(
-            estimator,
-            settings={"draws": draws, "tune": tune, "chains": chains, "sampler": "nutpie"},
-            random_seed=random_seed,
-            inference_library="pymc",
-            extra=attrs,
-        )
-    except ImportError:  # pragma: no cover - comparisons layer missing
-        stamp = {"estimator": estimator, **attrs}
+    stamp = make_attrs(
+        estimator,
+        settings={"draws": draws, "tune": tune, "chains": chains, "sampler": "nutpie"},
+        random_seed=random_seed,
+        inference_library="pymc",
+        extra=attrs,
+    )
     idata.attrs.update(stamp)
     return idata
-
-
-_NULL_FORMULA = re.compile(r"^\s*`?([^`~]+?)`?\s*~\s*1\s*$")
-
-
-def _old_order(func: str, first: Any, second: Any, new: str) -> bool:
-    """Detect the pre-0.2 order (data first) and warn with the new call."""
-    if isinstance(first, pd.DataFrame) and isinstance(second, str):
-        warnings.warn(f"{func}(data, ...) is deprecated since 0.2 and will be removed; use {new}",
-                      DeprecationWarning, stacklevel=3)
-        return True
-    return False
 
 
 def sample_null_model(
@@ -280,16 +262,11 @@ def sample_null_model(
     progress = renamed_argument("sample_null_model", deprecated, "progressbar", "progress",
                                 progress, default=False)
     reject_unknown("sample_null_model", deprecated)
-    if _old_order("sample_null_model", formula, data,
-                  "sample_null_model('y ~ 1', data, group='g')"):
+    if old_positional_call("sample_null_model", formula, data,
+                           "sample_null_model('y ~ 1', data, group='g')"):
         formula, data = f"{data} ~ 1", formula
-    if not isinstance(formula, str):
-        raise TypeError(f"`formula` must be a string like 'y ~ 1'; got {type(formula).__name__}")
-    fixed, group = resolve_group(formula, group)
-    m = _NULL_FORMULA.match(fixed)
-    if m is None:
-        raise ValueError(f"`formula`: sample_null_model takes 'y ~ 1'; got {formula!r}")
-    outcome = m.group(1).strip()
+    outcome, group = parse_null_formula(formula, group, "sample_null_model",
+                                        "for predictors use sample_contextual_model")
     data = check_frame(data)
     y = column_values(data, outcome, "outcome", numeric=True)
     labels = column_values(data, group, "group", numeric=False)
@@ -349,13 +326,11 @@ def sample_contextual_model(
     DeprecationWarning. The design is checked (within and between variation of X, outcome
     variation, collinearity) before the model is built.
     """
-    from mlob_pp.formula.parse import parse_formula
-
     progress = renamed_argument("sample_contextual_model", deprecated, "progressbar", "progress",
                                 progress, default=False)
     reject_unknown("sample_contextual_model", deprecated)
-    if _old_order("sample_contextual_model", formula, data,
-                  "sample_contextual_model('y ~ x', data, group='g')"):
+    if old_positional_call("sample_contextual_model", formula, data,
+                           "sample_contextual_model('y ~ x', data, group='g')"):
         formula, data = data, formula
     formula, group = resolve_group(formula, group)
     mf = parse_formula(formula, data, group)
@@ -414,8 +389,6 @@ def posterior_table(
         defined for MCMC), ``r_hat``, ``ess_bulk``, ``ess_tail``.
     """
     import arviz_stats as azs
-
-    from mlob_pp.validate import check_probability
 
     conf_level = check_probability(conf_level, "conf_level")
     post = idata["posterior"].to_dataset()

@@ -32,7 +32,6 @@ __all__ = [
     "check_between_df",
     "warn_singular",
     "variance_table",
-    "old_positional_call",
 ]
 
 #: minimum between-group residual degrees of freedom for a between-group variance
@@ -124,19 +123,3 @@ def variance_table(fit: MixedFit, re_names: list[str], conf_level: float) -> pd.
     icc_se = float(np.sqrt(grad @ sub @ grad)) if sub is not None else np.nan
     return wald_table([*est, icc], [*se, icc_se], conf_level=conf_level,
                       index=[*labels, "sigma2", "icc"])
-
-
-def old_positional_call(func: str, first: Any, second: Any, new: str) -> bool:
-    """Return True (with a DeprecationWarning naming the new call) for the pre-0.2 order.
-
-    The old calls passed the DataFrame first (``null_model(data, "y", "g")``,
-    ``contextual_model(data, "y ~ x", "g")``).
-    """
-    if isinstance(first, pd.DataFrame) and isinstance(second, str):
-        warnings.warn(
-            f"{func}(data, ...) is deprecated since 0.2 and will be removed; use {new}",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return True
-    return False

@@ -38,14 +38,15 @@ from mlob_pp.design import (
     constant_within_groups,
     has_variation,
 )
-from mlob_pp.formula.groups import resolve_group
+from mlob_pp.formula.groups import resolve_group, split_group_term
+from mlob_pp.formula.null import old_positional_call
+from mlob_pp.formula.parse import parse_formula
 from mlob_pp.results import EstimatorResult
 from mlob_pp.tables import wald_table
 from mlob_pp.validate import check_bool, check_probability
 from mlob_pp.variability.common import (
     check_between_df,
     check_outcome_variation,
-    old_positional_call,
     reml_flag,
     size_line,
     variance_table,
@@ -95,16 +96,6 @@ class MixedResult(FitCriteria, EstimatorResult):
         return self.tau2 / (self.tau2 + self.sigma2)
 
     @property
-    def n_obs(self) -> int:
-        """Number of rows used."""
-        return int(self.group_sizes.sum())
-
-    @property
-    def n_groups(self) -> int:
-        """Number of groups."""
-        return int(self.group_sizes.shape[0])
-
-    @property
     def boundary(self) -> tuple[str, ...]:
         """Parameters on the boundary of a singular G, or ().
 
@@ -135,7 +126,6 @@ class MixedResult(FitCriteria, EstimatorResult):
                    "group": self.group, "n_obs": self.n_obs, "n_groups": self.n_groups,
                    "loglik": self.llf, "boundary": ",".join(self.boundary), **extra},
         )
-
 
     def _estimate(self, name: str) -> Estimate:
         row = self.fixed.loc[name]
@@ -414,8 +404,6 @@ def contextual_model(
 
 def _resolve(formula: Any, group: Any) -> tuple[Any, str, bool]:
     """Return the fixed formula, the group and whether the group term asks a random slope."""
-    from mlob_pp.formula.groups import split_group_term
-
     if not isinstance(formula, str):
         return formula, group, False
     _, _, random = split_group_term(formula)
@@ -428,8 +416,6 @@ def _resolve(formula: Any, group: Any) -> tuple[Any, str, bool]:
 
 
 def _parse(formula: Any, data: pd.DataFrame, group: Any):
-    from mlob_pp.formula.parse import parse_formula
-
     return parse_formula(formula, data, group)
 
 

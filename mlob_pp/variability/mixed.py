@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlob_pp.validate import check_choice
 from mlob_pp.variability.sufficient import (
     MixedStats,
     Standardiser,
@@ -205,8 +206,6 @@ def fit_mixed(
     FloatingPointError
         If no optimizer reaches a finite log-likelihood.
     """
-    from mlob_pp.validate import check_choice
-
     engine = check_choice(engine, "engine", ENGINES)
     y = np.asarray(y, dtype=float)
     X = np.asarray(X, dtype=float)
@@ -515,9 +514,22 @@ def balanced_anova(y: np.ndarray, codes: np.ndarray) -> dict[str, float]:
 
 
 class FitCriteria:
-    """Likelihood-based criteria of a result holding a :class:`MixedFit` as ``self.fit``."""
+    """Sizes and likelihood-based criteria of a result holding a :class:`MixedFit` as ``fit``.
+
+    The result also provides ``group_sizes`` (rows per group, a pandas Series).
+    """
 
     fit: MixedFit
+
+    @property
+    def n_obs(self) -> int:
+        """Number of rows used (students)."""
+        return int(self.group_sizes.sum())
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups (schools)."""
+        return int(self.group_sizes.shape[0])
 
     @property
     def llf(self) -> float:

@@ -19,7 +19,6 @@ Analysis Methods* (2nd ed.), ch. 4. Sage.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,14 +26,13 @@ import numpy as np
 import pandas as pd
 
 from mlob_pp.design import check_frame, column_values, group_index
-from mlob_pp.formula.groups import resolve_group
+from mlob_pp.formula.null import old_positional_call, parse_null_formula
 from mlob_pp.results import EstimatorResult
 from mlob_pp.tables import normal_quantile, wald_table
 from mlob_pp.validate import check_probability
 from mlob_pp.variability.common import (
     check_between_df,
     check_outcome_variation,
-    old_positional_call,
     reml_flag,
     size_line,
     variance_table,
@@ -44,9 +42,6 @@ from mlob_pp.variability.mixed import FitCriteria, MixedFit, fit_mixed
 from mlob_pp.variability.report import MixedSummary, plot_caterpillar, variability_tree
 
 __all__ = ["null_model", "NullModelResult"]
-
-_NULL_FORMULA = re.compile(r"^\s*`?([^`~]+?)`?\s*~\s*1\s*$")
-
 
 # --------------------------------------------------------------------------- null model
 @dataclass(frozen=True, repr=False)
@@ -125,16 +120,6 @@ class NullModelResult(FitCriteria, EstimatorResult):
     def group_sizes(self) -> pd.Series:
         """Rows per group."""
         return self.school_means["n"]
-
-    @property
-    def n_obs(self) -> int:
-        """Number of students (rows)."""
-        return int(self.group_sizes.sum())
-
-    @property
-    def n_groups(self) -> int:
-        """Number of schools (groups)."""
-        return int(self.group_sizes.shape[0])
 
     @property
     def mean_group_size(self) -> float:
@@ -320,7 +305,8 @@ def null_model(
     data = check_frame(data)
     reml = reml_flag(method)
     conf_level = check_probability(conf_level, "conf_level")
-    outcome, group = _parse_null_formula(formula, group)
+    outcome, group = parse_null_formula(
+        formula, group, "null_model", "for predictors use contextual_model or means_as_outcomes")
     y = column_values(data, outcome, "outcome", numeric=True)
     labels = column_values(data, group, "group", numeric=False)
     codes, uniques = group_index(labels, group)
@@ -332,22 +318,6 @@ def null_model(
     if fit.singular:
         warn_singular(group, fit)
     return _result(fit, y, codes, uniques, outcome, group, reml, conf_level)
-
-
-def _parse_null_formula(formula: Any, group: Any) -> tuple[str, str]:
-    if not isinstance(formula, str):
-        raise TypeError(
-            f"`formula` must be a string like 'y ~ 1' or 'y ~ 1 + (1 | school)'; got "
-            f"{type(formula).__name__}"
-        )
-    fixed, group = resolve_group(formula, group)
-    m = _NULL_FORMULA.match(fixed)
-    if m is None:
-        raise ValueError(
-            f"`formula`: null_model takes 'y ~ 1' or 'y ~ 1 + (1 | group)'; got {formula!r} "
-            "(for predictors use contextual_model or means_as_outcomes)"
-        )
-    return m.group(1).strip(), group
 
 
 def _result(fit, y, codes, uniques, outcome, group, reml, conf_level) -> NullModelResult:

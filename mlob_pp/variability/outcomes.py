@@ -19,12 +19,12 @@ import pandas as pd
 
 from mlob_pp.design import check_frame, check_full_rank, has_variation
 from mlob_pp.formula.groups import resolve_group
+from mlob_pp.formula.null import old_positional_call
 from mlob_pp.formula.parse import parse_formula
 from mlob_pp.validate import check_probability
 from mlob_pp.variability.common import (
     check_between_df,
     check_outcome_variation,
-    old_positional_call,
     reml_flag,
     warn_singular,
 )
