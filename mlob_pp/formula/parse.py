@@ -312,6 +312,35 @@ def parse_formula(
         raise ValueError(f"`missing` must be 'raise' or 'drop'; got {missing!r}")
     formula, group = resolve_group(formula, group)
     compiled = compile_formula(formula)
+    frame = _resolve_columns(compiled, data, group)
+    frame, series, rows, n_dropped = _drop_missing(compiled, frame, group, missing)
+    y, x, target, covariates, cov_names = _evaluate(compiled, frame, series)
+    labels = series[group]
+    codes, uniques = _group_codes(labels, group)
+    if uniques.shape[0] < min_groups:
+        raise ValueError(
+            f"`group` column {group!r} must have at least {min_groups} distinct groups; "
+            f"got {uniques.shape[0]}"
+        )
+    return ModelFrame(
+        formula=formula,
+        response=compiled.lhs[0],
+        target=target,
+        covariate_names=tuple(cov_names),
+        y=y,
+        x=x,
+        covariates=covariates,
+        group=labels.to_numpy(),
+        group_codes=codes,
+        group_labels=uniques,
+        group_name=group,
+        rows=rows,
+        n_dropped=n_dropped,
+    )
+
+
+def _resolve_columns(compiled: _Compiled, data: Any, group: Any) -> pd.DataFrame:
+    """Return `data` as a DataFrame after checking the group and formula columns exist."""
     frame = _as_frame(data)
     _check_columns(frame)
     if not isinstance(group, str):
@@ -329,7 +358,15 @@ def parse_formula(
             f"`formula` uses column(s) not in data: {', '.join(map(repr, unknown))}; "
             f"available columns: {_list_columns(frame)}"
         )
+    return frame
 
+
+def _drop_missing(compiled: _Compiled, frame: pd.DataFrame, group: str, missing: str):
+    """Check the used columns for missing values; raise, or drop them (with a warning).
+
+    Returns the (possibly reduced) frame, its used columns by name, the positions of the kept
+    rows in the original data and the number of dropped rows.
+    """
     used = [
         *compiled.variables,
         *(v for v in compiled.expr_variables if v in frame.columns),
@@ -358,46 +395,33 @@ def parse_formula(
             f"dropped {n_dropped} of {frame.shape[0]} rows with missing values in "
             f"{', '.join(repr(c) for c in dict.fromkeys(used))} (missing='drop')",
             MissingDataWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of parse_formula's caller, as before the split
         )
         frame = frame.loc[keep]
         if frame.shape[0] == 0:
             raise ValueError("`data` has no complete rows after dropping missing values")
         series = {name: frame[name] for name in series}
-    rows = np.flatnonzero(keep)
+    return frame, series, np.flatnonzero(keep), n_dropped
 
-    if compiled.lhs_lookup:
-        y = _numeric_column(series, compiled.lhs[0], "outcome")
-        response = compiled.lhs[0]
-    else:
-        y = None
-        response = compiled.lhs[0]
 
+def _evaluate(compiled: _Compiled, frame: pd.DataFrame, series: Mapping[str, pd.Series]):
+    """Return ``y, x, target, covariates, covariate_names``, all values checked finite.
+
+    Plain numeric columns (and their products) are read directly; anything else goes
+    through formulaic's model matrix.
+    """
+    response = compiled.lhs[0]
+    y = _numeric_column(series, response, "outcome") if compiled.lhs_lookup else None
     if y is not None and compiled.rhs_lookup and all(
         _is_numeric(series[v]) for v in compiled.variables if v != response
     ):
-        columns = []
-        names = []
-        cache: dict[str, np.ndarray] = {}
-        for term in compiled.terms:
-            col = None
-            for factor in term:
-                if factor not in cache:
-                    cache[factor] = series[factor].to_numpy(dtype=float)
-                col = cache[factor] if col is None else col * cache[factor]
-            columns.append(col)
-            names.append(":".join(term))
-        x = columns[0]
-        target = names[0]
-        cov_cols = columns[1:]
-        cov_names = names[1:]
+        x, target, cov_cols, cov_names = _lookup_terms(compiled, series)
     else:
         x, target, cov_cols, cov_names, y_mm = _model_matrix(compiled, frame, y is None)
         if y is None:
             y = y_mm
     if y is None:  # pragma: no cover - defensive
-        raise ValueError(f"`formula` outcome could not be evaluated: {formula!r}")
-
+        raise ValueError(f"`formula` outcome could not be evaluated: {compiled.text!r}")
     covariates = (
         np.column_stack(cov_cols) if cov_cols else np.empty((y.shape[0], 0), dtype=float)
     )
@@ -406,30 +430,24 @@ def parse_formula(
     for j, name in enumerate(cov_names):
         _check_finite(name, covariates[:, j])
     if len(set(cov_names)) != len(cov_names) or target in cov_names:
-        raise ValueError(f"`formula` has duplicated terms: {formula!r}")
+        raise ValueError(f"`formula` has duplicated terms: {compiled.text!r}")
+    return y, x, target, covariates, cov_names
 
-    labels = series[group]
-    codes, uniques = _group_codes(labels, group)
-    if uniques.shape[0] < min_groups:
-        raise ValueError(
-            f"`group` column {group!r} must have at least {min_groups} distinct groups; "
-            f"got {uniques.shape[0]}"
-        )
-    return ModelFrame(
-        formula=formula,
-        response=response,
-        target=target,
-        covariate_names=tuple(cov_names),
-        y=y,
-        x=x,
-        covariates=covariates,
-        group=labels.to_numpy(),
-        group_codes=codes,
-        group_labels=uniques,
-        group_name=group,
-        rows=rows,
-        n_dropped=n_dropped,
-    )
+
+def _lookup_terms(compiled: _Compiled, series: Mapping[str, pd.Series]):
+    """Fast path: every right-hand term is a numeric column or a product of such columns."""
+    columns = []
+    names = []
+    cache: dict[str, np.ndarray] = {}
+    for term in compiled.terms:
+        col = None
+        for factor in term:
+            if factor not in cache:
+                cache[factor] = series[factor].to_numpy(dtype=float)
+            col = cache[factor] if col is None else col * cache[factor]
+        columns.append(col)
+        names.append(":".join(term))
+    return columns[0], names[0], columns[1:], names[1:]
 
 
 def _check_columns(frame: pd.DataFrame) -> None:
