@@ -42,6 +42,7 @@ from mlob_pp.mcmc.result import MCMCResult, summary_table
 from mlob_pp.mcmc.tree import posterior_tree
 from mlob_pp.models import latent_covariate as lc
 from mlob_pp.models.latent_covariate import COVARIATE_FORMS, data_updates
+from mlob_pp.optional import require_all
 from mlob_pp.provenance import make_attrs
 from mlob_pp.seeds import as_int_seed, check_random_seed
 from mlob_pp.validate import (
@@ -267,6 +268,7 @@ def _prepare_data(formula: Any, data: Any, group: Any, settings: dict[str, Any])
 
 def _compile(stats: Any) -> tuple[Any, Any, float]:
     """Build the PyMC model and get its compiled nutpie version (cached per structure)."""
+    require_all(("pymc", "pytensor", "nutpie"), "mcmc", "fit_mcmc")
     model = lc.build_model(stats)
     with warnings.catch_warnings():
         # PyTensor's C backend (used for the initial point only) warns about a missing BLAS

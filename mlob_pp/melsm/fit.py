@@ -49,6 +49,7 @@ import pandas as pd
 from mlob_pp.melsm.assemble import assemble_tree, pip_frames
 from mlob_pp.melsm.data import build_data, check_data, parse_formulas, prepare_saeb
 from mlob_pp.melsm.result import MELSMResult, warn_diagnostics
+from mlob_pp.optional import require_all
 from mlob_pp.provenance import make_attrs
 from mlob_pp.seeds import as_int_seed, as_seed_sequence, check_random_seed, seed_attr
 from mlob_pp.validate import (
@@ -258,6 +259,7 @@ def fit_melsm(
     check_random_seed(random_seed, r_allowed=False)
     mdata, order, codes = build_data(data, spec)
     sampler_ss, post_ss = as_seed_sequence(random_seed).spawn(2)
+    require_all(("pymc", "pytensor", "nutpie"), "mcmc", "fit_melsm")
 
     idata, t_compile, t_sample = _sample(mdata, s, as_int_seed(sampler_ss), sampler_kwargs)
     pip = assemble_tree(
