@@ -98,6 +98,7 @@ def maximize(stats: SuffStats, spec, theta0: np.ndarray, free: np.ndarray, max_i
     t = full(x)
     value, g = grad_full(t)
     hess = None
+    polished = False
     for _ in range(min(50, max_iter)):
         hess = _hessian(grad_full, t)
         if hess is None or g is None:
@@ -108,8 +109,14 @@ def maximize(stats: SuffStats, spec, theta0: np.ndarray, free: np.ndarray, max_i
             break
         t, value, g, decrement, lam = out
         if abs(decrement) < tol and lam == 0.0:
-            converged = True
-            break
+            # one more (quadratically convergent) step: ill-conditioned maxima (few groups, a
+            # between variance near zero) then agree to ~1e-12 whatever the path (row order)
+            if polished:
+                converged = True
+                break
+            polished = True
+        else:
+            polished = False
     if hess is None:
         return t, np.full((t.shape[0], t.shape[0]), np.nan), n_iter, False
     # final Hessian by Richardson extrapolation of three step sizes (error O(h^6)). Near a
