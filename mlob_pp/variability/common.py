@@ -1,4 +1,4 @@
-"""Pieces shared by the null, contextual and means-as-outcomes models (checks, calls, tables).
+"""Pieces shared by the null, contextual and means-as-outcomes models (checks and tables).
 
 Identification rule (documented in :func:`check_between_df`): a between-group variance needs
 at least ``MIN_BETWEEN_DF = 2`` between-group residual degrees of freedom, that is
