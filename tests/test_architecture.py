@@ -84,17 +84,7 @@ LAZY_ALLOWED: dict[str, str] = {
 }
 # lazy imports in modules still being reworked by their owners (issue 10 work in progress);
 # this set may only shrink
-LAZY_PENDING: set[tuple[str, str]] = {
-    ("mlob_pp.datasets.simulate", "mlob_pp.datasets"),
-    ("mlob_pp.melsm.assemble", "mlob_pp.models.melsm"),
-    ("mlob_pp.melsm.data", "mlob_pp.models.melsm"),
-    ("mlob_pp.melsm.data", "mlob_pp.datasets"),
-    ("mlob_pp.melsm.fit", "mlob_pp.models.melsm"),
-    ("mlob_pp.melsm.result", "mlob_pp.melsm.plots"),
-    ("mlob_pp.ml.batch", "mlob_pp.ml.profile"),
-    ("mlob_pp.ml.fit", "mlob_pp.ml.lavaan"),
-    ("mlob_pp.ml.fit", "mlob_pp"),
-}
+LAZY_PENDING: set[tuple[str, str]] = set()
 # who may keep them (the CLI allowances apply to mlob_pp.cli only)
 _LAZY_WHERE = {"mlob_pp.closed_form.grid": ("mlob_pp.closed_form.",)}
 

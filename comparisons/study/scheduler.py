@@ -6,6 +6,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from mlob_pp.optional import require
+
 __all__ = ["get_client", "execute"]
 
 
@@ -15,8 +17,8 @@ def get_client(scheduler: Any, n_workers: int | None, mcmc: bool):
     With the MCMC arm, a local cluster gets one worker per two cores (each MCMC batch may use
     both); otherwise one single-threaded worker per core.
     """
-    from distributed import Client, LocalCluster
-
+    distributed = require("distributed", "dask", "run_study(scheduler=...)")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
     if isinstance(scheduler, Client):
         return scheduler, lambda: None, f"dask client {scheduler.scheduler.address}"
     if scheduler == "local":

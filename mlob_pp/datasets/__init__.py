@@ -20,8 +20,6 @@ from importlib import resources
 
 import pandas as pd
 
-from mlob_pp.datasets.simulate import simulate_saeb  # the national-scale generator
-
 __all__ = ["available", "load", "describe", "simulate_saeb"]
 
 _FILES = {
@@ -133,3 +131,6 @@ def load(name: str) -> pd.DataFrame:
     }
     return df
 
+
+# the national-scale generator draws its template schools with `load` (defined above)
+from mlob_pp.datasets.simulate import simulate_saeb  # noqa: E402

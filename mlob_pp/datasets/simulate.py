@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlob_pp.datasets import load
 from mlob_pp.seeds import as_generator, check_random_seed, seed_attr
 from mlob_pp.validate import check_int, check_positive, check_probability
 
@@ -61,8 +62,6 @@ SAEB_FIT: dict[str, float] = {
 
 def _schools(n_schools: int, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
     """Pick template Saeb schools and resample their students' SES."""
-    from mlob_pp.datasets import load
-
     saeb = load("saeb").sort_values("school_id", kind="stable")
     codes, _ = pd.factorize(saeb["school_id"], sort=True)
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])

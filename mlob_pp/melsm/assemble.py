@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlob_pp.models.melsm import posterior_inclusion
+
 __all__ = ["bf10", "plot_quantities", "assemble_tree", "pip_frames"]
 
 
@@ -78,8 +80,6 @@ def assemble_tree(idata: Any, mdata: Any, *, prior_inclusion: float, rng: Any,
     Modifies `idata` in place and returns the PIPs (J, Sr).
     """
     import xarray as xr
-
-    from mlob_pp.models.melsm import posterior_inclusion
 
     post = idata["posterior"].to_dataset()
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlob_pp import datasets
 from mlob_pp.design import (
     check_full_rank,
     check_variation,
@@ -28,6 +29,7 @@ from mlob_pp.formula.melsm import (
     required_columns,
     split_mixed_formula,
 )
+from mlob_pp.models.melsm import MELSMData
 
 __all__ = ["MELSMSpec", "prepare_saeb", "parse_formulas", "check_data", "build_data"]
 
@@ -69,7 +71,6 @@ def prepare_saeb(data: pd.DataFrame | None = None) -> pd.DataFrame:
     True
     """
     if data is None:
-        from mlob_pp import datasets
 
         data = datasets.load("saeb")
     if not isinstance(data, pd.DataFrame):
@@ -258,8 +259,6 @@ def build_data(data: pd.DataFrame, spec: MELSMSpec) -> tuple[Any, np.ndarray, np
     codes : ndarray of int
         Group code of every row of `data`, in the user's order.
     """
-    from mlob_pp.models.melsm import MELSMData
-
     codes, labels = pd.factorize(data[spec.group], sort=True)
     order = np.argsort(codes, kind="stable")
     frame = data.iloc[order]

@@ -49,6 +49,7 @@ import pandas as pd
 from mlob_pp.melsm.assemble import assemble_tree, pip_frames
 from mlob_pp.melsm.data import build_data, check_data, parse_formulas, prepare_saeb
 from mlob_pp.melsm.result import MELSMResult, warn_diagnostics
+from mlob_pp.models.melsm import build_melsm
 from mlob_pp.optional import require_all
 from mlob_pp.provenance import make_attrs
 from mlob_pp.seeds import as_int_seed, as_seed_sequence, check_random_seed, seed_attr
@@ -131,8 +132,6 @@ def _sample(mdata: Any, s: dict[str, Any], seed: int,
     """Build, compile (numba) and sample the model; return the tree and the two wall times."""
     _import_quietly()
     import nutpie
-
-    from mlob_pp.models.melsm import build_melsm
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")

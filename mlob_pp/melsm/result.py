@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from mlob_pp.melsm import plots as melsm_plots
 from mlob_pp.results import EstimatorResult
 from mlob_pp.tables import Summary
 from mlob_pp.validate import check_probability, reject_unknown, renamed_argument
@@ -281,8 +282,6 @@ class MELSMResult(EstimatorResult):
         -------
         matplotlib.figure.Figure
         """
-        from mlob_pp.melsm import plots as melsm_plots
-
         funcs = {
             "pip": melsm_plots.plot_pip,
             "funnel": melsm_plots.plot_funnel,

@@ -40,6 +40,7 @@ from mlob_pp.ml.balanced import (
     transform,
 )
 from mlob_pp.ml.labels import shared_labels
+from mlob_pp.ml.profile import profile_interval
 from mlob_pp.tables import normal_quantile, wald
 from mlob_pp.validate import check_probability
 from mlob_pp.warnings import InadmissibleWarning, NumericalWarning
@@ -409,8 +410,6 @@ def ml_batch(y: Any, x: Any, covariates: Any = None, *, conf_level: float = 0.95
     >>> res.beta_b.shape, bool(res.converged.all())
     ((4,), True)
     """
-    from mlob_pp.ml.profile import profile_interval
-
     conf_level = check_probability(conf_level, "conf_level", hint=" (e.g. 0.95)")
     raw = _validate(y, x, covariates)
     k = raw.shape[0] - 2

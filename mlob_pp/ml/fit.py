@@ -74,10 +74,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlob_pp import __version__ as mlob_pp_version
 from mlob_pp.design import check_full_rank, check_within_variation
 from mlob_pp.formula.groups import resolve_group
 from mlob_pp.formula.parse import parse_formula
 from mlob_pp.ml.labels import VARIANCE_LABELS, shared_labels
+from mlob_pp.ml.lavaan import lavaan_exogenous, lavaan_loglik_x
 from mlob_pp.ml.likelihood import SuffStats, loglik, suff_stats
 from mlob_pp.ml.optimize import maximize, singular_class
 from mlob_pp.ml.result import MLResult
@@ -176,8 +178,6 @@ def _setup(d: _Data, opts: _Options) -> tuple[Spec, np.ndarray, np.ndarray]:
         theta0 = start_values("level_specific", d.stats, k, opts.between_covariates)
     free = np.ones(theta0.shape[0], dtype=bool)
     if opts.fixed_x == "lavaan":
-        from mlob_pp.ml.lavaan import lavaan_exogenous
-
         # lavaan's EM is not scale-equivariant: replay it on the data as given
         exo = lavaan_exogenous(d.raw_stats, opts.between_covariates)
         a, m = d.scale[1:], d.loc[1:]
@@ -331,8 +331,6 @@ def _loglik(spec, theta_s, d: _Data, opts: _Options) -> tuple[float, float]:
     modelled = logs[:2].sum() if opts.covariates == "shared" else logs.sum()
     joint = loglik(d.stats, spec.implied(theta_s)) - d.stats.n_obs * modelled
     if opts.fixed_x == "lavaan" and not opts.between_covariates and k > 0:
-        from mlob_pp.ml.lavaan import lavaan_loglik_x
-
         cols = np.arange(2, 2 + k)
         llx = lavaan_loglik_x(d.stats, cols) - d.stats.n_obs * logs[2:].sum()
         return float(joint), float(joint - llx)
@@ -521,8 +519,6 @@ def fit_ml(
 def _result(formula, group, opts, d, inf, ll_joint, ll, converged, n_iter, boundary, elapsed,
             spike):
     import scipy
-
-    from mlob_pp import __version__ as mlob_pp_version
 
     mf = d.frame
     labels = inf["labels"]

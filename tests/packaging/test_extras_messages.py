@@ -40,3 +40,14 @@ def test_mcmc_batch_names_the_extra(without_mcmc_extra):
     y, x = rng.normal(size=(2, 2, 6, 5))
     with pytest.raises(ImportError, match=r"^mcmc_batch " + MESSAGE):
         mlob_pp.mcmc_batch(y, x, draws=50, tune=50, chains=2)
+
+
+def test_run_study_on_dask_names_the_extra(monkeypatch):
+    from mlob_pp.comparisons import run_study, talk_design
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    design = talk_design(icc_x=0.1, J=5, n=5, beta_b=0.5, beta_w=0.2)
+    with pytest.raises(ImportError, match=r"^run_study\(scheduler=\.\.\.\) needs the optional "
+                                          r"dependencies of mlob_pp\[dask\]"):
+        run_study(design, replications=2, estimators=("mlob",), random_seed=1,
+                  scheduler="local", progress=False)
