@@ -69,8 +69,8 @@ def mlob(
     """Fit the optimally regularised Bayesian estimator of the between-group effect beta_b.
 
     A port of ``MultiLevelOptimalBayes::mlob()`` (R package 0.0.2.0) that reproduces its
-    numbers on balanced, group-sorted data and fixes its known problems (see the README
-    section "Where mlob_pp differs from R MLOB").
+    numbers on balanced, group-sorted data and fixes its known problems (see the user guide,
+    "Differences from R MLOB and ivd", ``docs/guide/differences_r.md``).
 
     Parameters
     ----------
@@ -139,7 +139,7 @@ def mlob(
     TypeError
         Wrong argument types, non-numeric outcome or target.
     ValueError
-        Bad values (see the error catalogue in the README): unknown columns, empty data,
+        Bad values (see the error catalogue in docs/guide/differences_r.md): unknown columns, empty data,
         missing or infinite values, fewer than 2 groups, groups of size 1, no between- or
         within-group variation, covariates collinear with x or with each other, level-2
         covariates, balancing over the limit, too few bootstrap refits.
