@@ -139,7 +139,7 @@ def mlob(
     TypeError
         Wrong argument types, non-numeric outcome or target.
     ValueError
-        Bad values (see the error catalogue in docs/guide/differences_r.md): unknown columns, empty data,
+        Bad values (error catalogue: docs/guide/differences_r.md): unknown columns, empty data,
         missing or infinite values, fewer than 2 groups, groups of size 1, no between- or
         within-group variation, covariates collinear with x or with each other, level-2
         covariates, balancing over the limit, too few bootstrap refits.
