@@ -419,6 +419,10 @@ def ml_batch(y: Any, x: Any, covariates: Any = None, *, conf_level: float = 0.95
     gamma, converged, n_iter, failed = _newton_gamma(stats, _start_gamma(stats), 100, 1e-12)
     if k:
         nomax = _no_maximum(*_moments(stats, gamma)[1:3], converged, failed)
+        if stats.n_groups <= k + 2:
+            # J <= k + 2 group means can always be made collinear by some gamma: the likelihood
+            # is unbounded, and a stationary point Newton may find is not an estimate
+            nomax = np.ones_like(nomax)
         gamma[nomax] = _start_gamma(subset(stats, np.flatnonzero(nomax)))
     else:  # without covariates the maximum is closed form
         nomax = np.zeros(gamma.shape[0], dtype=bool)

@@ -504,6 +504,12 @@ def fit_ml(
     inf = _inference(spec, theta, hess, free, opts, d)
     converged = converged and inf["ok"]
     spike = None if converged else singular_class(d.stats, spec, theta)
+    k = d.stats.within.shape[0] - 2
+    if (spike is None and opts.covariates == "shared" and len(d.stats.sizes) == 1
+            and int(d.stats.counts[0]) <= k + 2):
+        # balanced data with J <= k + 2 groups: some gamma makes the group means collinear, so
+        # the likelihood is unbounded and a local maximum is not an estimate (as ml_batch)
+        spike = (int(d.stats.sizes[0]), int(d.stats.counts[0]), 0.0)
     if spike is not None:  # no maximum: the end point depends on the optimiser, not the data
         inf = _no_estimate(inf)
         ll_joint = ll = np.nan
