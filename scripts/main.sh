@@ -5,8 +5,4 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$(bash "$here/scripts/setup.sh")"
 cd "$here"
-if "$venv/bin/python" -c "import mlob_pp.cli.compare" 2>/dev/null; then
-  exec "$venv/bin/mlob-pp" compare "$@"
-else
-  exec "$venv/bin/mlob-pp" fit "$@"
-fi
+exec "$venv/bin/mlob-pp" compare "$@"
