@@ -174,6 +174,7 @@ def check_mcmc(mcmc_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
         mk.update(mcmc_kwargs)
     for key in ("draws", "tune", "chains"):
         mk[key] = check_int(mk[key], f"mcmc_kwargs['{key}']", minimum=1)
+    mk["target_accept"] = check_probability(mk["target_accept"], "mcmc_kwargs['target_accept']")
     return mk
 
 

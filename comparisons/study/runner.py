@@ -17,12 +17,11 @@ with its Monte Carlo SE.
 
 Seeding and chunking: the data of replication r of a cell depend only on the root seed, the
 cell's parameters and r (:func:`mlob_pp.comparisons.study.design.simulate_replications`); the
-bootstrap of replication r is seeded from the same three (:func:`~.arms.arm_seed`). So the
-closed-form, ML and bootstrap results are identical whatever the ``chunk_size``, with or without
-Dask, and after being resumed from a checkpoint (:mod:`mlob_pp.comparisons.study.checkpoint`).
-The MCMC arm is seeded per chunk (:func:`mlob_pp.mcmc_batch` takes one seed per batch and
-orders its data sets by difficulty), so its results are reproducible for a given ``chunk_size``
-but change with it.
+bootstrap and the MCMC chains of replication r are seeded from the same three
+(:func:`~.arms.arm_seed`; :func:`mlob_pp.mcmc_batch` takes one seed per data set). So every
+arm's results are identical whatever the ``chunk_size``, with or without Dask, and after being
+resumed from a checkpoint (:mod:`mlob_pp.comparisons.study.checkpoint`); for the MCMC arm this
+holds at a fixed ``batch_size`` of :func:`mlob_pp.mcmc_batch` (tested).
 
 References
 ----------
@@ -176,14 +175,14 @@ def _builtin_arm(task: _Task, name: str, y, x, c, stop: int) -> dict[str, Any]:
     if name == "ml":
         return arms.call_plugin(arms.ml_estimator, y, x, c, task.conf_level)
     settings = dict(task.mcmc)
-    # mcmc_batch takes one seed per batch (its streams depend on the batch's composition):
-    # the chunk is seeded by its first replication, so MCMC results depend on chunk_size
-    seed = _seeds(task, task.start + 1, "mcmc")[0]
+    # one seed per replication: a data set's chains do not depend on its chunk
 
-    def mcmc(ys, xs, cs, *, conf_level):
-        return arms.mcmc_estimator(ys, xs, cs, conf_level=conf_level, random_seed=seed, **settings)
+    def mcmc(ys, xs, cs, *, conf_level, random_seed):
+        return arms.mcmc_estimator(ys, xs, cs, conf_level=conf_level, random_seed=random_seed,
+                                   **settings)
 
-    return arms.call_plugin(mcmc, y, x, c, task.conf_level)
+    return arms.call_plugin(mcmc, y, x, c, task.conf_level,
+                            per_row={"random_seed": _seeds(task, stop, "mcmc")})
 
 
 def _run_chunk(task: _Task) -> dict[str, Any]:
@@ -363,10 +362,10 @@ def run_study(
         Bootstrap refits per data set for MLOB's test-inversion bootstrap interval
         (``mlob_bootstrap``); 0 leaves it out.
     mcmc_kwargs : mapping, optional
-        ``draws``, ``tune``, ``chains`` of :func:`mlob_pp.mcmc_batch` (defaults 500, 500, 4),
-        and ``rhat_max`` and ``ess_min`` of the convergence count (1.01, 400). ``mcmc_batch``
-        takes one seed per call: each chunk is seeded from its cell and first replication, so
-        MCMC results (unlike the others) change with ``chunk_size``.
+        ``draws``, ``tune``, ``chains``, ``target_accept`` of :func:`mlob_pp.mcmc_batch`
+        (defaults 500, 500, 4, 0.95), and ``rhat_max`` and ``ess_min`` of the convergence
+        count (1.01, 400). Every replication's chains have their own seed, so MCMC results,
+        like the others, do not change with ``chunk_size``.
     n_workers : int, optional
         Workers of the local cluster.
     keep_replications : bool, default False

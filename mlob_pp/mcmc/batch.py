@@ -22,7 +22,7 @@ import numpy as np
 
 from mlob_pp.mcmc.density import PRIORS, batch_statistics
 from mlob_pp.mcmc.nuts import compiled_sampling, compiled_warmup, difficulty, initial_positions
-from mlob_pp.seeds import as_generator, check_random_seed, seed_attr
+from mlob_pp.seeds import as_seed_sequence, check_random_seed, seed_attr
 from mlob_pp.validate import check_bool, check_int, check_probability
 
 __all__ = ["mcmc_batch", "MCMCBatchResult", "RHAT_MAX", "ESS_MIN"]
@@ -157,8 +157,8 @@ class _Chains:
 
     def __init__(self, stats: dict[str, Any], k: int, *, chains: int, tune: int, draws: int,
                  batch_size: int, dense: bool, max_doublings: int, target_accept: float,
-                 rng: np.random.Generator):
-        self.stats, self.k, self.chains, self.rng = stats, k, chains, rng
+                 streams: list[np.random.Generator]):
+        self.stats, self.k, self.chains, self.streams = stats, k, chains, streams
         self.batch_size = batch_size
         self.warmup = compiled_warmup(k, tune, dense, max_doublings, target_accept)
         self.sample = compiled_sampling(k, draws, max_doublings)
@@ -179,8 +179,18 @@ class _Chains:
         st = self.stats
         return (st["within"][lanes], st["between"][lanes], st["mbar"][lanes], st["J"], st["n"])
 
-    def _keys(self, lanes: int) -> np.ndarray:
-        return self.rng.integers(0, 2**32, size=(lanes, 2), dtype=np.uint32)
+    def _per_set(self, part: np.ndarray, draw: Any) -> np.ndarray:
+        """Lane array from each data set's own stream; padding lanes copy the last set's.
+
+        Padding draws nothing, so a data set's random numbers depend only on its own stream.
+        """
+        blocks = [draw(self.streams[i]) for i in part.tolist()]
+        blocks += [blocks[-1]] * (self.batch_size - part.size)
+        return np.concatenate(blocks)
+
+    def _keys(self, part: np.ndarray) -> np.ndarray:
+        c = self.chains
+        return self._per_set(part, lambda g: g.integers(0, 2**32, size=(c, 2), dtype=np.uint32))
 
     def _store(self, part: np.ndarray, state: Any, pos: Any, div: Any) -> None:
         import jax
@@ -198,13 +208,13 @@ class _Chains:
         """Warm up and sample data sets `idx` (in the given order)."""
         c = self.chains
         for part, lanes in self._batches(idx):
-            init = initial_positions(self.rng, lanes.size, self.k)
+            init = self._per_set(part, lambda g: initial_positions(g, c, self.k))
             stats = self._lane_stats(lanes)
-            state, step, imm = self.warmup(self._keys(lanes.size), init, *stats)
+            state, step, imm = self.warmup(self._keys(part), init, *stats)
             step, imm = np.asarray(step), np.asarray(imm)
             for slot, i in enumerate(part.tolist()):
                 self.tuned[i] = (step[slot * c : (slot + 1) * c], imm[slot * c : (slot + 1) * c])
-            state, pos, div, _ = self.sample(self._keys(lanes.size), state, step, imm, *stats)
+            state, pos, div, _ = self.sample(self._keys(part), state, step, imm, *stats)
             self._store(part, state, pos, div)
 
     def extend(self, idx: np.ndarray, times: int) -> None:
@@ -219,13 +229,38 @@ class _Chains:
             step = np.concatenate([self.tuned[i][0] for i in pad])
             imm = np.concatenate([self.tuned[i][1] for i in pad])
             for _ in range(times):
-                state, pos, div, _ = self.sample(self._keys(lanes.size), state, step, imm,
-                                                 *stats)
+                state, pos, div, _ = self.sample(self._keys(part), state, step, imm, *stats)
                 self._store(part, state, pos, div)
 
     def positions(self, i: int) -> np.ndarray:
         """All draws of data set `i`, shape (chains, draws so far, d)."""
         return np.concatenate(self.draws[i], axis=1)
+
+
+def data_set_streams(random_seed: Any, n_sets: int) -> list[np.random.Generator]:
+    """One random generator per data set, from `random_seed` (see :func:`mcmc_batch`).
+
+    A sequence of `n_sets` seeds gives data set ``i`` the stream of ``random_seed[i]``; any
+    other seed (None, int, Generator, SeedSequence) is turned into one
+    :class:`numpy.random.SeedSequence` whose child ``i`` (spawn key ``i``) seeds data set
+    ``i``.  Either way a data set's stream does not depend on the other data sets.
+    """
+    if isinstance(random_seed, list | tuple | np.ndarray):
+        seeds = list(np.asarray(random_seed, dtype=object).ravel())
+        if len(seeds) != n_sets:
+            raise ValueError(
+                f"`random_seed` as a sequence needs one seed per data set ({n_sets}); "
+                f"got {len(seeds)}")
+        for s in seeds:
+            check_random_seed(s, "random_seed[i]", r_allowed=False)
+        return [np.random.default_rng(s) for s in seeds]
+    check_random_seed(random_seed, r_allowed=False)
+    root = as_seed_sequence(random_seed)
+    return [
+        np.random.default_rng(np.random.SeedSequence(root.entropy,
+                                                     spawn_key=(*root.spawn_key, i)))
+        for i in range(n_sets)
+    ]
 
 
 def _diagnose(beta_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -267,8 +302,13 @@ def mcmc_batch(
         Level-1 covariates (shared slope at both levels).
     draws, tune, chains : int
         Draws after warm-up, warm-up iterations and chains per data set.
-    random_seed : None, int, numpy Generator or SeedSequence
-        Seed (see :mod:`mlob_pp.seeds`).
+    random_seed : None, int, numpy Generator, SeedSequence, or sequence of B of these
+        Seed (see :mod:`mlob_pp.seeds`).  Every data set has its own random stream (initial
+        values and NUTS keys): data set ``i`` gets child ``i`` of the seed's
+        :class:`~numpy.random.SeedSequence`, or, for a sequence, the stream of
+        ``random_seed[i]``.  So with a sequence of per-data-set seeds a data set's draws do not
+        depend on which other data sets share the call, in what order, or how many reruns
+        they need (at a fixed ``batch_size``, which fixes the compiled lane count).
     conf_level : float, default 0.95
         Probability of the equal-tailed credible interval.
     max_reruns : int, default 2
@@ -317,17 +357,16 @@ def mcmc_batch(
     check_bool(dense_mass, "dense_mass")
     check_bool(standardize, "standardize")
     check_bool(return_draws, "return_draws")
-    check_random_seed(random_seed, r_allowed=False)
     y, x, covariates = _check_arrays(y, x, covariates)
     k = 0 if covariates is None else covariates.shape[-1]
     _check_variation(y, x, covariates)
     stats = batch_statistics(y, x, covariates, standardize=standardize)
 
-    rng = as_generator(random_seed)
+    streams = data_set_streams(random_seed, y.shape[0])
     order = np.argsort(difficulty(stats), kind="stable")
     runner = _Chains(stats, k, chains=chains, tune=tune, draws=draws, batch_size=batch_size,
                      dense=bool(dense_mass), max_doublings=max_doublings,
-                     target_accept=target_accept, rng=rng)
+                     target_accept=target_accept, streams=streams)
     runner.start(order)
     n_reruns = np.zeros(y.shape[0], dtype=int)
     rerun_counts: list[int] = []
@@ -348,7 +387,9 @@ def mcmc_batch(
         "batch_size": batch_size, "dense_mass": bool(dense_mass),
         "max_doublings": max_doublings, "target_accept": target_accept,
         "standardize": bool(standardize),
-        "conf_level": conf_level, "random_seed": seed_attr(random_seed),
+        "conf_level": conf_level, "random_seed": ("one per data set"
+                                        if isinstance(random_seed, list | tuple | np.ndarray)
+                                        else seed_attr(random_seed)),
         "seconds_start": t0,
     })
 

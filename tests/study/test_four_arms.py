@@ -54,7 +54,8 @@ def test_arms_equal_the_batched_estimators_called_directly(study):
         warnings.simplefilter("ignore")
         cf = mlob_batch(y, x, c, warn=False)
         ml = ml_batch(y, x, c)
-        mc = mcmc_batch(y, x, c, random_seed=arm_seed(5, cell, 0, "mcmc"), **MCMC)
+        mc = mcmc_batch(y, x, c, random_seed=[arm_seed(5, cell, r, "mcmc") for r in range(REPS)],
+                        **MCMC)
     np.testing.assert_allclose(rep["estimate"].sel(estimator="mlob"), cf.beta_b, rtol=1e-12)
     np.testing.assert_allclose(rep["estimate"].sel(estimator="ml_moments"), cf.beta_b_ml,
                                rtol=1e-12)
@@ -69,3 +70,13 @@ def test_arms_equal_the_batched_estimators_called_directly(study):
     assert float(cov) == pytest.approx(np.mean((lo <= 0.5) & (0.5 <= hi)))
     n_bad = int(np.sum(~((mc.rhat <= 1.01) & (mc.ess_bulk >= 400)) | ~mc.converged))
     assert int(rep["counts"].sel(estimator="mcmc", count="n_nonconverged")) == n_bad
+
+
+@pytest.mark.mcmc
+def test_mcmc_arm_does_not_depend_on_chunk_size(study):
+    small = run_study({**DESIGN, "J": (10,)}, replications=REPS, random_seed=5, progress=False,
+                      chunk_size=2, estimators=["mcmc"], mcmc_kwargs=MCMC,
+                      keep_replications=True)
+    for name in ("estimate", "ci_lower", "ci_upper"):
+        np.testing.assert_array_equal(small[name].sel(J=10, estimator="mcmc").squeeze(),
+                                      study[name].sel(J=10, estimator="mcmc").squeeze())
