@@ -99,8 +99,11 @@ def four_way(args: argparse.Namespace) -> None:
     print(f"design: {design}; replications {args.replications}; estimators {estimators}; "
           f"n_boot {args.n_boot}; mcmc {args.mcmc_draws}/{args.mcmc_tune}/{args.mcmc_chains}")
     t0 = time.perf_counter()
+    scheduler = None if args.scheduler == "serial" else args.scheduler
+    print(f"scheduler: {scheduler or 'serial'}, workers: {args.n_workers}")
     ds = run_study(design, replications=args.replications, estimators=estimators,
                    random_seed=args.seed, checkpoint=args.checkpoint,
+                   scheduler=scheduler, n_workers=args.n_workers,
                    chunk_size=args.chunk_size, n_boot=args.n_boot,
                    mcmc_kwargs={"draws": args.mcmc_draws, "tune": args.mcmc_tune,
                                 "chains": args.mcmc_chains} if "mcmc" in estimators else None)

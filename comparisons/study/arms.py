@@ -17,7 +17,9 @@ and diagnostics. Built-in arms (names from the one registry :data:`ESTIMATORS`):
     full MCMC of the latent covariate model, batched (:func:`mlob_pp.mcmc_batch`); the estimate
     is the posterior mean, the SE the posterior SD, the interval the equal-tailed ``credible``
     interval; a data set with R-hat above ``rhat_max`` or bulk ESS below ``ess_min`` is counted
-    as not converged (``n_high_rhat``, ``n_low_ess``).
+    as not converged (``n_high_rhat``, ``n_low_ess``); ``n_divergent`` counts data sets with at
+    least one divergent transition after warm-up (they stay converged: a divergence is a
+    warning that the posterior summary may be biased, not a convergence failure).
 
 User arms: any function ``f(y, x, covariates, *, conf_level)`` returning a mapping with arrays
 (B,) ``"estimate"``, ``"se"`` and optionally ``"ci_lower"``, ``"ci_upper"`` (default: Wald,
@@ -286,6 +288,9 @@ def mcmc_estimator(
     reruns = _get(res, "n_reruns")
     if reruns is not None:
         out["rerun"] = np.asarray(reruns).reshape(B) > 0
+    div = _get(res, "n_divergent")
+    if div is not None:
+        out["divergent"] = np.asarray(div).reshape(B) > 0
     conv = _get(res, "converged")
     if conv is not None:
         out["converged"] &= np.asarray(conv, bool).reshape(B)

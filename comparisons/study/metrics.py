@@ -106,6 +106,7 @@ COUNTS: tuple[str, ...] = (
     "n_high_rhat",
     "n_low_ess",
     "n_rerun",
+    "n_divergent",
 )
 #: boolean per-replication flags counted in :data:`COUNTS`
 FLAGS: tuple[str, ...] = (
@@ -116,6 +117,7 @@ FLAGS: tuple[str, ...] = (
     "high_rhat",
     "low_ess",
     "rerun",
+    "divergent",
 )
 
 

@@ -55,7 +55,7 @@ def test_arms_equal_the_batched_estimators_called_directly(study):
         cf = mlob_batch(y, x, c, warn=False)
         ml = ml_batch(y, x, c)
         mc = mcmc_batch(y, x, c, random_seed=[arm_seed(5, cell, r, "mcmc") for r in range(REPS)],
-                        **MCMC)
+                        target_accept=0.95, **MCMC)
     np.testing.assert_allclose(rep["estimate"].sel(estimator="mlob"), cf.beta_b, rtol=1e-12)
     np.testing.assert_allclose(rep["estimate"].sel(estimator="ml_moments"), cf.beta_b_ml,
                                rtol=1e-12)
@@ -70,6 +70,8 @@ def test_arms_equal_the_batched_estimators_called_directly(study):
     assert float(cov) == pytest.approx(np.mean((lo <= 0.5) & (0.5 <= hi)))
     n_bad = int(np.sum(~((mc.rhat <= 1.01) & (mc.ess_bulk >= 400)) | ~mc.converged))
     assert int(rep["counts"].sel(estimator="mcmc", count="n_nonconverged")) == n_bad
+    assert int(rep["counts"].sel(estimator="mcmc", count="n_divergent")) == int(
+        np.sum(mc.n_divergent > 0))
 
 
 @pytest.mark.mcmc
