@@ -36,6 +36,16 @@ Measured on 2026-11-30 (2 cores shared with 8 other jobs, load average 4-16; out
   beta_b 0.5; beta_w 0.2) x 100, ``--n-boot 200``, MCMC 4 x (500 + 500), chunk 50, seed
   20261130: 1,715 s and 551 s wall; CPU per data set (median over cells by J): MCMC 100-152 ms
   (goal 60 ms: not met), MLOB bootstrap 15-22 ms, ML 1.1-2.5 ms, closed form 0.02-0.05 ms.
+
+Measured on 2026-11-30, 17:06-18:16 UTC, nothing else running (load average 1.6 at the start):
+
+* the reference benchmark, all four arms on every replication of the 540 cells x 100,
+  ``--four-way --replications 100 --chunk-size 100 --n-boot 200 --seed 20261130`` with
+  ``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``: 4,191 s
+  wall on 2 Dask workers (``results/four_way_full.log``). CPU: MCMC 112 min (82 %; 124 ms
+  per data set on average, 56-296 ms by cell, reruns included, target_accept 0.95), MLOB
+  bootstrap 23 min (17 %), ML 0.7 min, closed form 0.2 min. So the MCMC arm took about 57 of
+  the 70 minutes (goal: under 60 min; 60 ms per data set: not met, 64 ms wall on 2 cores).
 """
 
 from __future__ import annotations
