@@ -15,7 +15,10 @@ import numpy as np
 
 from mlob_pp.rrandom import RRandom
 
-__all__ = ["check_random_seed", "as_generator", "as_seed_sequence", "as_int_seed", "seed_attr"]
+__all__ = [
+    "check_random_seed", "as_generator", "as_seed_sequence", "as_int_seed", "seed_attr",
+    "is_seed_sequence", "per_item_generators",
+]
 
 _ALLOWED = "None, a non-negative int, a numpy Generator, a numpy SeedSequence or mlob_pp.RRandom"
 
@@ -97,6 +100,43 @@ def as_int_seed(random_seed: Any, name: str = "random_seed") -> int:
         return int(random_seed)
     ss = as_seed_sequence(random_seed, name)
     return int(ss.generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
+def is_seed_sequence(random_seed: Any) -> bool:
+    """Whether `random_seed` is a sequence of seeds (list, tuple or array), one per item."""
+    return isinstance(random_seed, list | tuple | np.ndarray)
+
+
+def per_item_generators(random_seed: Any, n_items: int, item: str = "item",
+                        name: str = "random_seed") -> list[np.random.Generator]:
+    """One independent generator per item (e.g. per data set of a batch).
+
+    A sequence of `n_items` seeds (:func:`is_seed_sequence`) gives item ``i`` the generator of
+    ``random_seed[i]``; any other seed is turned into one :class:`numpy.random.SeedSequence`
+    whose child ``i`` (spawn key ``i``, without mutating the parent) seeds item ``i``. Either
+    way an item's stream does not depend on the other items.
+
+    Examples
+    --------
+    >>> a = per_item_generators(7, 3)[2].integers(100)
+    >>> b = per_item_generators([np.random.SeedSequence(7, spawn_key=(2,))], 1)[0].integers(100)
+    >>> bool(a == b)
+    True
+    """
+    if is_seed_sequence(random_seed):
+        seeds = list(np.asarray(random_seed, dtype=object).ravel())
+        if len(seeds) != n_items:
+            raise ValueError(f"`{name}` as a sequence needs one seed per {item} ({n_items}); "
+                             f"got {len(seeds)}")
+        for i, seed in enumerate(seeds):
+            check_random_seed(seed, f"{name}[{i}]", r_allowed=False)
+        return [np.random.default_rng(seed) for seed in seeds]
+    root = as_seed_sequence(random_seed, name)
+    return [
+        np.random.default_rng(np.random.SeedSequence(root.entropy,
+                                                     spawn_key=(*root.spawn_key, i)))
+        for i in range(n_items)
+    ]
 
 
 def seed_attr(random_seed: Any) -> int | str:

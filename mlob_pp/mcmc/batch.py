@@ -22,7 +22,7 @@ import numpy as np
 
 from mlob_pp.mcmc.density import PRIORS, batch_statistics
 from mlob_pp.mcmc.nuts import compiled_sampling, compiled_warmup, difficulty, initial_positions
-from mlob_pp.seeds import as_seed_sequence, check_random_seed, seed_attr
+from mlob_pp.seeds import is_seed_sequence, per_item_generators, seed_attr
 from mlob_pp.validate import check_bool, check_int, check_probability
 
 __all__ = ["mcmc_batch", "MCMCBatchResult", "RHAT_MAX", "ESS_MIN"]
@@ -237,32 +237,6 @@ class _Chains:
         return np.concatenate(self.draws[i], axis=1)
 
 
-def data_set_streams(random_seed: Any, n_sets: int) -> list[np.random.Generator]:
-    """One random generator per data set, from `random_seed` (see :func:`mcmc_batch`).
-
-    A sequence of `n_sets` seeds gives data set ``i`` the stream of ``random_seed[i]``; any
-    other seed (None, int, Generator, SeedSequence) is turned into one
-    :class:`numpy.random.SeedSequence` whose child ``i`` (spawn key ``i``) seeds data set
-    ``i``.  Either way a data set's stream does not depend on the other data sets.
-    """
-    if isinstance(random_seed, list | tuple | np.ndarray):
-        seeds = list(np.asarray(random_seed, dtype=object).ravel())
-        if len(seeds) != n_sets:
-            raise ValueError(
-                f"`random_seed` as a sequence needs one seed per data set ({n_sets}); "
-                f"got {len(seeds)}")
-        for s in seeds:
-            check_random_seed(s, "random_seed[i]", r_allowed=False)
-        return [np.random.default_rng(s) for s in seeds]
-    check_random_seed(random_seed, r_allowed=False)
-    root = as_seed_sequence(random_seed)
-    return [
-        np.random.default_rng(np.random.SeedSequence(root.entropy,
-                                                     spawn_key=(*root.spawn_key, i)))
-        for i in range(n_sets)
-    ]
-
-
 def _diagnose(beta_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rank-normalised R-hat, bulk and tail ESS of draws shaped (B, chains, draws)."""
     from arviz_stats.base import array_stats
@@ -362,7 +336,7 @@ def mcmc_batch(
     _check_variation(y, x, covariates)
     stats = batch_statistics(y, x, covariates, standardize=standardize)
 
-    streams = data_set_streams(random_seed, y.shape[0])
+    streams = per_item_generators(random_seed, y.shape[0], "data set")
     order = np.argsort(difficulty(stats), kind="stable")
     runner = _Chains(stats, k, chains=chains, tune=tune, draws=draws, batch_size=batch_size,
                      dense=bool(dense_mass), max_doublings=max_doublings,
@@ -387,9 +361,9 @@ def mcmc_batch(
         "batch_size": batch_size, "dense_mass": bool(dense_mass),
         "max_doublings": max_doublings, "target_accept": target_accept,
         "standardize": bool(standardize),
-        "conf_level": conf_level, "random_seed": ("one per data set"
-                                        if isinstance(random_seed, list | tuple | np.ndarray)
-                                        else seed_attr(random_seed)),
+        "conf_level": conf_level,
+        "random_seed": ("one per data set" if is_seed_sequence(random_seed)
+                        else seed_attr(random_seed)),
         "seconds_start": t0,
     })
 

@@ -146,6 +146,10 @@ def test_seed_sequence_of_wrong_length_is_refused():
     y = np.random.default_rng(0).normal(size=(2, 5, 4))
     with pytest.raises(ValueError, match=r"one seed per data set \(2\); got 3"):
         mlob_pp.mcmc_batch(y, y + 1.0, random_seed=[1, 2, 3])
+    with pytest.raises(TypeError, match=r"`random_seed\[1\]` must be None, a non-negative int"):
+        mlob_pp.mcmc_batch(y, y + 1.0, random_seed=[1, "a"])
+    with pytest.raises(ValueError, match=r"`random_seed\[0\]` must be a non-negative integer"):
+        mlob_pp.mcmc_batch(y, y + 1.0, random_seed=[-1, 2])
 
 
 def test_small_sbc_ranks_are_uniform():

@@ -38,6 +38,8 @@ def test_every_arm_runs_on_every_replication(study):
     assert np.isfinite(study["estimate"]).all()
     for phase in ("mlob", "ml", "mcmc", "mlob_bootstrap"):
         assert (study["seconds"].sel(phase=phase) > 0).all()
+    # J = 10, n = 5 with 100 draws has divergent transitions: the flag reaches the counts
+    assert int(study["counts"].sel(estimator="mcmc", count="n_divergent", J=10).sum()) > 0
     assert json.loads(study.attrs["mcmc_kwargs"])["draws"] == 100
     assert study.attrs["n_boot"] == 40
 
