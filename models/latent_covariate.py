@@ -296,13 +296,16 @@ def import_pymc() -> Any:
     return pymc
 
 
-def build_model(stats: SufficientStatistics) -> Any:
+def build_model(stats: SufficientStatistics, *, slope_sd: float = 5.0) -> Any:
     """Build the PyMC model (standardised scale, group effects integrated out).
 
     Parameters
     ----------
     stats : SufficientStatistics
         From :func:`sufficient_statistics`.
+    slope_sd : float, default 5
+        SD of the ``Normal(0, slope_sd)`` priors of the slopes (the module's priors use 5;
+        :func:`mlob_pp.mcmc_batch` takes the same choice as ``prior_slope_sd``).
 
     Returns
     -------
@@ -339,10 +342,10 @@ def build_model(stats: SufficientStatistics) -> Any:
 
         alpha = pm.Normal("alpha_z", 0.0, 2.5)
         mu = pm.Normal("mu_z", 0.0, 2.5, dims="split")
-        beta_b = pm.Normal("beta_b_z", 0.0, 5.0, dims="split")
-        beta_w = pm.Normal("beta_w_z", 0.0, 5.0, dims="split")
-        gamma = pm.Normal("gamma_z", 0.0, 5.0, dims="term") if k_plain else None
-        gamma_l2 = pm.Normal("gamma_l2_z", 0.0, 5.0, dims="l2_term") if k_l2 else None
+        beta_b = pm.Normal("beta_b_z", 0.0, slope_sd, dims="split")
+        beta_w = pm.Normal("beta_w_z", 0.0, slope_sd, dims="split")
+        gamma = pm.Normal("gamma_z", 0.0, slope_sd, dims="term") if k_plain else None
+        gamma_l2 = pm.Normal("gamma_l2_z", 0.0, slope_sd, dims="l2_term") if k_l2 else None
         tau = pm.HalfNormal("tau_z", 1.0)
         sigma = pm.HalfNormal("sigma_z", 1.0)
 

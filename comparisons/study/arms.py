@@ -69,16 +69,22 @@ ARM_INTERVALS: dict[str, tuple[str, ...]] = {
 }
 #: interval name of a user arm
 PLUGIN_INTERVAL = "ci"
-#: settings of the MCMC arm (``draws``, ``tune``, ``chains``, ``target_accept`` go to
-#: :func:`mlob_pp.mcmc_batch`).  ``target_accept`` is 0.95, not mcmc_batch's 0.8: measured
-#: on 64 data sets per cell (benchmarks/bench_mcmc_batch.py conditions), it cuts divergent
-#: transitions per data set 4-10 fold at J = 5-10 (e.g. J = 10, n = 5: 50 -> 4.6 of 2,000)
-#: and the share not converged after reruns from 2-6 % to 0, for 15-20 % more time.
+#: settings of the MCMC arm (``draws``, ``tune``, ``chains``, ``target_accept``,
+#: ``prior_slope_sd`` go to :func:`mlob_pp.mcmc_batch`).  ``target_accept`` is 0.95, not
+#: mcmc_batch's 0.8: measured on 64 data sets per cell (benchmarks/bench_mcmc_batch.py
+#: conditions), it cuts divergent transitions per data set 4-10 fold at J = 5-10 (e.g. J = 10,
+#: n = 5: 50 -> 4.6 of 2,000) and the share not converged after reruns from 2-6 % to 0, for
+#: 15-20 % more time.  ``prior_slope_sd`` is 2.5, not fit_mcmc's 5: ``Normal(0, 2.5)`` on the
+#: standardised slopes (rstanarm's default for standardised coefficients) still allows a
+#: between slope that explains a third of Y's variance at ICC_X = 0.05 at one prior SD, and
+#: measured in cells with J = 5-20 and ICC_X 0.05-0.1 (benchmarks/bench_mcmc_geometry.py) it
+#: cuts the cost per data set by about a third and the divergent transitions several fold.
 MCMC_DEFAULTS: dict[str, Any] = {
     "draws": 500,
     "tune": 500,
     "chains": 4,
     "target_accept": 0.95,
+    "prior_slope_sd": 2.5,
     "rhat_max": 1.01,
     "ess_min": 400.0,
 }
@@ -240,6 +246,7 @@ def mcmc_estimator(
     tune: int = 500,
     chains: int = 4,
     target_accept: float = 0.95,
+    prior_slope_sd: float = 2.5,
     rhat_max: float = 1.01,
     ess_min: float = 400.0,
 ) -> dict[str, np.ndarray]:
@@ -256,6 +263,7 @@ def mcmc_estimator(
         "tune": tune,
         "chains": chains,
         "target_accept": target_accept,
+        "prior_slope_sd": prior_slope_sd,
         "random_seed": random_seed,
     }
     if "conf_level" in inspect.signature(mcmc_batch).parameters:

@@ -13,7 +13,13 @@ import numpy as np
 from mlob_pp.comparisons.study.arms import ESTIMATORS, MCMC_DEFAULTS
 from mlob_pp.comparisons.study.design import Design, as_design
 from mlob_pp.seeds import as_seed_sequence, check_random_seed
-from mlob_pp.validate import check_bool, check_choice, check_int, check_probability
+from mlob_pp.validate import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_positive,
+    check_probability,
+)
 
 __all__ = ["check_estimators", "check_subsets", "Settings", "check_settings", "study_config",
            "check_mcmc", "root_seed", "qualname"]
@@ -175,6 +181,7 @@ def check_mcmc(mcmc_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in ("draws", "tune", "chains"):
         mk[key] = check_int(mk[key], f"mcmc_kwargs['{key}']", minimum=1)
     mk["target_accept"] = check_probability(mk["target_accept"], "mcmc_kwargs['target_accept']")
+    mk["prior_slope_sd"] = check_positive(mk["prior_slope_sd"], "mcmc_kwargs['prior_slope_sd']")
     return mk
 
 

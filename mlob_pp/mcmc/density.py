@@ -24,7 +24,9 @@ differences between points; the two differ by one additive constant of about 1e-
 rounding of ``log(sqrt(2 pi))`` in its prior densities (ours equals SciPy's densities).
 
 Priors (standardised scale, as in the PyMC model): ``alpha_z, mu_z ~ Normal(0, 2.5)``;
-``beta_b_z, beta_w_z, gamma_z ~ Normal(0, 5)``; ``tau_z, sigma_z, tau_x_z, sigma_x_z ~
+``beta_b_z, beta_w_z, gamma_z ~ Normal(0, slope_sd)`` (``slope_sd`` 5 by default, as in
+:func:`mlob_pp.fit_mcmc`; the simulation study's MCMC arm uses 2.5, see
+:data:`mlob_pp.comparisons.study.arms.MCMC_DEFAULTS`); ``tau_z, sigma_z, tau_x_z, sigma_x_z ~
 HalfNormal(1)``.
 
 JAX is imported lazily by :func:`import_jax`; this module can be imported without it.
@@ -40,6 +42,8 @@ from mlob_pp.optional import require
 
 __all__ = [
     "PRIORS",
+    "SLOPE_SD",
+    "priors",
     "import_jax",
     "batch_statistics",
     "parameter_names",
@@ -48,18 +52,28 @@ __all__ = [
     "logdensity_numpy",
 ]
 
-#: Priors of the sampled model (standardised scale), as stored in result attrs.
-PRIORS: dict[str, str] = {
-    "alpha_z": "Normal(0, 2.5)",
-    "mu_z": "Normal(0, 2.5)",
-    "beta_b_z": "Normal(0, 5)",
-    "beta_w_z": "Normal(0, 5)",
-    "gamma_z": "Normal(0, 5)",
-    "tau_z": "HalfNormal(1)",
-    "sigma_z": "HalfNormal(1)",
-    "tau_x_z": "HalfNormal(1)",
-    "sigma_x_z": "HalfNormal(1)",
-}
+#: Default prior SD of the slopes (standardised scale), as in the PyMC model.
+SLOPE_SD: float = 5.0
+
+
+def priors(slope_sd: float = SLOPE_SD) -> dict[str, str]:
+    """Priors of the sampled model (standardised scale), as stored in result attrs."""
+    slope = f"Normal(0, {slope_sd:g})"
+    return {
+        "alpha_z": "Normal(0, 2.5)",
+        "mu_z": "Normal(0, 2.5)",
+        "beta_b_z": slope,
+        "beta_w_z": slope,
+        "gamma_z": slope,
+        "tau_z": "HalfNormal(1)",
+        "sigma_z": "HalfNormal(1)",
+        "tau_x_z": "HalfNormal(1)",
+        "sigma_x_z": "HalfNormal(1)",
+    }
+
+
+#: Priors with the default slope SD.
+PRIORS: dict[str, str] = priors()
 
 _LOG2PI = float(np.log(2.0 * np.pi))
 _LOG_HALFNORMAL_CONST = float(np.log(2.0) - 0.5 * np.log(2.0 * np.pi))
@@ -136,7 +150,7 @@ def batch_statistics(
 
 
 def _logdensity(xp: Any, theta: Any, within: Any, between: Any, mbar: Any, J: Any, n: Any,
-                k: int) -> Any:
+                k: int, slope_sd: float = SLOPE_SD) -> Any:
     """Log density at one unconstrained point (``xp`` is numpy or jax.numpy)."""
     alpha, mu, beta_b, beta_w = theta[0], theta[1], theta[2], theta[3]
     gamma = theta[4 : 4 + k]
@@ -147,8 +161,8 @@ def _logdensity(xp: Any, theta: Any, within: Any, between: Any, mbar: Any, J: An
     lp = (
         4 * _LOG_NORMAL_CONST
         - 2 * np.log(2.5) - 0.5 * (alpha**2 + mu**2) / 2.5**2
-        - (2 + k) * np.log(5.0)
-        - 0.5 * (beta_b**2 + beta_w**2 + sum(gamma[i] ** 2 for i in range(k))) / 25.0
+        - (2 + k) * np.log(slope_sd)
+        - 0.5 * (beta_b**2 + beta_w**2 + sum(gamma[i] ** 2 for i in range(k))) / slope_sd**2
         + k * _LOG_NORMAL_CONST
         + 4 * _LOG_HALFNORMAL_CONST
         - 0.5 * (tau2 + s2 + t2x + s2x)
@@ -197,20 +211,24 @@ def _quadratic(vec: list[Any], mat: Any) -> Any:
     return out
 
 
-def logdensity_numpy(theta: np.ndarray, stats: dict[str, Any], index: int) -> float:
+def logdensity_numpy(theta: np.ndarray, stats: dict[str, Any], index: int,
+                     slope_sd: float = SLOPE_SD) -> float:
     """Log density of data set ``index`` of `stats` at `theta` (NumPy, for checks)."""
     theta = np.asarray(theta, dtype=float)
     k = theta.shape[0] - 8
     return float(_logdensity(np, theta, stats["within"][index], stats["between"][index],
-                             stats["mbar"][index], stats["J"], stats["n"], k))
+                             stats["mbar"][index], stats["J"], stats["n"], k, slope_sd))
 
 
-def make_logdensity(k: int) -> Any:
-    """JAX log density ``f(theta, within, between, mbar, J, n)`` for ``k`` covariates."""
+def make_logdensity(k: int, slope_sd: float = SLOPE_SD) -> Any:
+    """JAX log density ``f(theta, within, between, mbar, J, n)`` for ``k`` covariates.
+
+    `slope_sd` is the prior SD of the slopes ``beta_b_z``, ``beta_w_z``, ``gamma_z``.
+    """
     jax = import_jax()
     jnp = jax.numpy
 
     def logdensity(theta, within, between, mbar, J, n):
-        return _logdensity(jnp, theta, within, between, mbar, J, n, k)
+        return _logdensity(jnp, theta, within, between, mbar, J, n, k, slope_sd)
 
     return logdensity

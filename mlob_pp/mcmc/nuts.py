@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mlob_pp.mcmc.density import import_jax, make_logdensity, n_parameters
+from mlob_pp.mcmc.density import SLOPE_SD, import_jax, make_logdensity, n_parameters
 from mlob_pp.optional import require
 
 __all__ = [
@@ -32,7 +32,7 @@ def import_blackjax() -> Any:
 
 @lru_cache(maxsize=16)
 def compiled_warmup(k: int, tune: int, dense: bool, max_doublings: int,
-                    target_accept: float = 0.8) -> Any:
+                    target_accept: float = 0.8, slope_sd: float = SLOPE_SD) -> Any:
     """Jitted ``warmup(keys, init, within, between, mbar, J, n)`` over lanes (cached).
 
     Returns ``(state, step_size (L,), inverse_mass (L, d) or (L, d, d))``.
@@ -41,7 +41,7 @@ def compiled_warmup(k: int, tune: int, dense: bool, max_doublings: int,
     blackjax = import_blackjax()
     from blackjax.adaptation.base import get_filter_adapt_info_fn
 
-    logdensity = make_logdensity(k)
+    logdensity = make_logdensity(k, slope_sd)
 
     def one_lane(key, init, within, between, mbar, J, n):
         def target(theta):
@@ -59,7 +59,8 @@ def compiled_warmup(k: int, tune: int, dense: bool, max_doublings: int,
 
 
 @lru_cache(maxsize=16)
-def compiled_sampling(k: int, draws: int, max_doublings: int) -> Any:
+def compiled_sampling(k: int, draws: int, max_doublings: int,
+                      slope_sd: float = SLOPE_SD) -> Any:
     """Jitted ``sample(keys, state, step_size, inverse_mass, within, between, mbar, J, n)``.
 
     Continues each lane's chain from ``state`` for ``draws`` NUTS transitions with fixed
@@ -69,7 +70,7 @@ def compiled_sampling(k: int, draws: int, max_doublings: int) -> Any:
     jax = import_jax()
     blackjax = import_blackjax()
     jnp = jax.numpy
-    logdensity = make_logdensity(k)
+    logdensity = make_logdensity(k, slope_sd)
 
     def one_lane(key, state, step_size, inverse_mass, within, between, mbar, J, n):
         def target(theta):

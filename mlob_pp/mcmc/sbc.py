@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 
 from mlob_pp.mcmc.batch import mcmc_batch
+from mlob_pp.mcmc.density import SLOPE_SD
 from mlob_pp.seeds import as_generator
 from mlob_pp.simulate import simulate_arrays
+from mlob_pp.validate import check_positive
 
 __all__ = ["SBC_PARAMETERS", "prior_draws", "SBCResult", "run_sbc", "uniformity_pvalue"]
 
@@ -34,14 +36,15 @@ __all__ = ["SBC_PARAMETERS", "prior_draws", "SBCResult", "run_sbc", "uniformity_
 SBC_PARAMETERS = ("beta_b", "beta_w", "tau2", "sigma2", "tau2_x", "sigma2_x")
 
 
-def prior_draws(rng: np.random.Generator, size: int, k: int = 0) -> dict[str, np.ndarray]:
-    """Draw the model's parameters from its priors (see :data:`mlob_pp.mcmc.density.PRIORS`)."""
+def prior_draws(rng: np.random.Generator, size: int, k: int = 0,
+                slope_sd: float = SLOPE_SD) -> dict[str, np.ndarray]:
+    """Draw the model's parameters from its priors (see :func:`mlob_pp.mcmc.density.priors`)."""
     out = {
         "alpha": rng.normal(0.0, 2.5, size),
         "mu_x": rng.normal(0.0, 2.5, size),
-        "beta_b": rng.normal(0.0, 5.0, size),
-        "beta_w": rng.normal(0.0, 5.0, size),
-        "gamma": rng.normal(0.0, 5.0, (size, k)),
+        "beta_b": rng.normal(0.0, slope_sd, size),
+        "beta_w": rng.normal(0.0, slope_sd, size),
+        "gamma": rng.normal(0.0, slope_sd, (size, k)),
     }
     for name in ("tau2", "sigma2", "tau2_x", "sigma2_x"):
         out[name] = np.abs(rng.normal(0.0, 1.0, size)) ** 2
@@ -104,7 +107,8 @@ def run_sbc(n_sims: int = 1000, *, J: int = 20, n: int = 10, k: int = 0, n_ranke
     random_seed : None, int, Generator or SeedSequence
         Seed.
     **batch_options
-        Further keyword arguments of :func:`mlob_pp.mcmc_batch`.
+        Further keyword arguments of :func:`mlob_pp.mcmc_batch`; its ``prior_slope_sd`` is
+        also the SD of the slopes' prior draws.
 
     Returns
     -------
@@ -114,7 +118,8 @@ def run_sbc(n_sims: int = 1000, *, J: int = 20, n: int = 10, k: int = 0, n_ranke
 
     t0 = time.perf_counter()
     rng = as_generator(random_seed)
-    truth = prior_draws(rng, n_sims, k)
+    slope_sd = check_positive(batch_options.get("prior_slope_sd", SLOPE_SD), "prior_slope_sd")
+    truth = prior_draws(rng, n_sims, k, slope_sd)
     y, x, cov, _ = simulate_arrays(
         (n_sims,), J, n, rng, beta_b=truth["beta_b"], beta_w=truth["beta_w"],
         alpha=truth["alpha"], mu_x=truth["mu_x"], tau2_x=truth["tau2_x"],

@@ -29,8 +29,8 @@ def _pymc_point(theta: np.ndarray, k: int) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.filterwarnings("ignore:.*could not link to a BLAS:UserWarning")
-@pytest.mark.parametrize("k", [0, 2])
-def test_jax_log_density_equals_pymc_model(k):
+@pytest.mark.parametrize(("k", "slope_sd"), [(0, 5.0), (2, 5.0), (1, 2.5)])
+def test_jax_log_density_equals_pymc_model(k, slope_sd):
     """JAX density from summary numbers == PyMC model logp (jacobian=True) at random points.
 
     PyMC rounds log(sqrt(2 pi)) in its normal log densities (a constant of ~3e-8 per prior
@@ -46,26 +46,44 @@ def test_jax_log_density_equals_pymc_model(k):
                                  phi_w=[0.4] * k, phi_b=[0.2] * k)
     stats = dens.batch_statistics(y, x, c if k else None)
     jax = dens.import_jax()
-    logdensity = jax.jit(dens.make_logdensity(k))
+    logdensity = jax.jit(dens.make_logdensity(k, slope_sd))
     for b in range(2):
         codes = np.repeat(np.arange(J), n)
         ss = lc.sufficient_statistics(y[b].ravel(), x[b].ravel(), c[b].reshape(J * n, k), codes,
                                       J, term_names=tuple(f"c{i}" for i in range(k)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = lc.build_model(ss)
+            model = lc.build_model(ss, slope_sd=slope_sd)
             logp = model.compile_logp(jacobian=True)
         thetas = rng.normal(0.0, 0.8, (6, dens.n_parameters(k)))
         ref = np.array([float(logp(_pymc_point(t, k))) for t in thetas])
         ours = np.array([float(logdensity(t, stats["within"][b], stats["between"][b],
                                           stats["mbar"][b], stats["J"], stats["n"]))
                          for t in thetas])
-        ours_np = np.array([dens.logdensity_numpy(t, stats, b) for t in thetas])
+        ours_np = np.array([dens.logdensity_numpy(t, stats, b, slope_sd) for t in thetas])
         np.testing.assert_allclose(ours, ours_np, rtol=1e-12)
         offset = ref - ours
         assert abs(offset[0]) < 1e-6
         np.testing.assert_allclose(offset - offset[0], 0.0, atol=1e-8)
         assert np.ptp(ref) > 1.0  # the points differ enough for the check to mean something
+
+
+def test_slope_prior_sd_changes_the_density_by_the_normal_log_density_ratio():
+    """log p(theta; slope SD 2.5) - log p(theta; 5) = sum over the 2 + k slopes of
+    log N(b; 0, 2.5) - log N(b; 0, 5), computed by hand with SciPy."""
+    from scipy import stats as st
+
+    rng = np.random.default_rng(3)
+    y, x, c, _ = simulate_arrays((1,), 8, 5, rng, beta_b=0.5, beta_w=0.2, gamma=[0.3],
+                                 phi_w=[0.3], phi_b=[0.3])
+    stats = dens.batch_statistics(y, x, c)
+    theta = rng.normal(0.0, 1.5, dens.n_parameters(1))
+    slopes = theta[[2, 3, 4]]
+    by_hand = np.sum(st.norm.logpdf(slopes, 0, 2.5) - st.norm.logpdf(slopes, 0, 5.0))
+    diff = dens.logdensity_numpy(theta, stats, 0, 2.5) - dens.logdensity_numpy(theta, stats, 0)
+    assert diff == pytest.approx(by_hand, rel=1e-12)
+    assert dens.priors(2.5)["gamma_z"] == "Normal(0, 2.5)" and dens.PRIORS["beta_b_z"] == (
+        "Normal(0, 5)")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +173,10 @@ def test_seed_sequence_of_wrong_length_is_refused():
 def test_small_sbc_ranks_are_uniform():
     from mlob_pp.mcmc.sbc import run_sbc
 
-    res = run_sbc(60, J=20, n=10, k=1, n_ranked=99, random_seed=5, **SMALL)
+    # the study's prior (slopes Normal(0, 2.5)): the prior draws and the sampler must agree
+    res = run_sbc(60, J=20, n=10, k=1, n_ranked=99, random_seed=5, prior_slope_sd=2.5, **SMALL)
+    assert res.fit.attrs["priors"]["beta_b_z"] == "Normal(0, 2.5)"
+    assert np.std(res.truth["beta_b"]) < 3.5  # drawn from Normal(0, 2.5), not Normal(0, 5)
     for name, p in res.pvalues.items():
         assert p > 0.001, (name, p, np.bincount(res.ranks[name] // 10, minlength=10))
     # a wrong posterior scale is caught: ranks of a shifted truth are far from uniform
@@ -179,6 +200,9 @@ def test_small_sbc_ranks_are_uniform():
         ("ok", {"draws": 5}, ValueError, r"draws"),
         ("ok", {"random_seed": "a"}, TypeError, r"random_seed"),
         ("ok", {"conf_level": 1.5}, ValueError, r"conf_level"),
+        ("ok", {"prior_slope_sd": 0}, ValueError,
+         r"`prior_slope_sd` must be a finite number greater than 0; got 0.0"),
+        ("ok", {"prior_slope_sd": "wide"}, TypeError, r"`prior_slope_sd` must be a number"),
     ],
 )
 def test_bad_input_raises_before_sampling(args, kwargs, error, match):

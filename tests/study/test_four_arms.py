@@ -41,6 +41,8 @@ def test_every_arm_runs_on_every_replication(study):
     # J = 10, n = 5 with 100 draws has divergent transitions: the flag reaches the counts
     assert int(study["counts"].sel(estimator="mcmc", count="n_divergent", J=10).sum()) > 0
     assert json.loads(study.attrs["mcmc_kwargs"])["draws"] == 100
+    # the study's MCMC prior is stored with the results
+    assert json.loads(study.attrs["mcmc_kwargs"])["prior_slope_sd"] == 2.5
     assert study.attrs["n_boot"] == 40
 
 
@@ -57,7 +59,7 @@ def test_arms_equal_the_batched_estimators_called_directly(study):
         cf = mlob_batch(y, x, c, warn=False)
         ml = ml_batch(y, x, c)
         mc = mcmc_batch(y, x, c, random_seed=[arm_seed(5, cell, r, "mcmc") for r in range(REPS)],
-                        target_accept=0.95, **MCMC)
+                        target_accept=0.95, prior_slope_sd=2.5, **MCMC)
     np.testing.assert_allclose(rep["estimate"].sel(estimator="mlob"), cf.beta_b, rtol=1e-12)
     np.testing.assert_allclose(rep["estimate"].sel(estimator="ml_moments"), cf.beta_b_ml,
                                rtol=1e-12)
