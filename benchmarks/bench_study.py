@@ -46,6 +46,14 @@ Measured on 2026-11-30, 17:06-18:16 UTC, nothing else running (load average 1.6 
   per data set on average, 56-296 ms by cell, reruns included, target_accept 0.95), MLOB
   bootstrap 23 min (17 %), ML 0.7 min, closed form 0.2 min. So the MCMC arm took about 57 of
   the 70 minutes (goal: under 60 min; 60 ms per data set: not met, 64 ms wall on 2 cores).
+  That run had slopes ``Normal(0, 5)`` in the MCMC arm (``results/four_way_full_slope_sd5.*``).
+
+Measured on 2026-11-30, 20:34-21:31 UTC, nothing else running (load average 0.7 at the start),
+same command, the MCMC arm now with slopes ``Normal(0, 2.5)`` (``prior_slope_sd``, the study
+default): 3,408 s wall (``results/four_way_full.log``). CPU: MCMC 86.5 min (78 %; 96 ms per
+data set on average, 57-225 ms by cell; 3,807 data sets rerun, 16 not converged, 9,784 with
+divergent transitions), MLOB bootstrap 23 min. So the MCMC arm took about 44.5 of the 57
+minutes, 49 ms of wall time per data set on the 2 cores (goals: 60 min, 60 ms).
 """
 
 from __future__ import annotations
