@@ -3,17 +3,21 @@ parametrizations measured side by side.
 
 ``python benchmarks/bench_mcmc_geometry.py [--reps 48] [--variants ...] [--fast]``
 
-The four-arm study's MCMC arm (``mcmc_batch`` with ``target_accept=0.95``) costs about three
-times as much per data set, and has divergent transitions in most data sets, in cells where
-the between slope is weakly identified (few groups, low ICC of X).  This script measures, in
+With slopes ``Normal(0, 5)``, the four-arm study's MCMC arm (``mcmc_batch`` with
+``target_accept=0.95``) cost about three times as much per data set, and had divergent
+transitions in most data sets, in cells where the between slope is weakly identified (few
+groups, low ICC of X).  This script measures, in
 three such cells and two easy ones (talk design, ``beta_b = 0.5``, ``beta_w = 0.2``, ``gamma =
 0.3``; one seed per replication, so every variant sees the same data and seeds), the cost per
 data set (CPU of this process, JAX compile excluded), the share of data sets with divergent
 transitions, the mean number of divergences, reruns, non-converged data sets, the coverage
-of the 95 % credible interval and the median posterior SD of beta_b, for:
+of the 95 % credible interval, the median posterior SD and the RMSE of the posterior mean of
+beta_b, for:
 
-* ``default``: the study's settings (diagonal mass matrix, batches of 8 data sets, target
-  acceptance 0.95);
+* ``prior_5``: the study's settings before 0.2.0's change of prior (diagonal mass matrix,
+  batches of 8 data sets, target acceptance 0.95, slopes ``Normal(0, 5)`` on the standardised
+  scale as in ``fit_mcmc``); the variants below change one thing each against it;
+* ``study``: the study's MCMC arm now, slopes ``Normal(0, 2.5)`` (``prior_slope_sd=2.5``);
 * ``accept_0.8``: target acceptance 0.8 (``mcmc_batch``'s default);
 * ``dense``: a dense mass matrix;
 * ``batch_2``, ``batch_16``: 2 or 16 data sets per vectorised batch;
@@ -47,7 +51,8 @@ from mlob_pp.comparisons.study.design import TALK_FIXED, simulate_replications
 CELLS = [(0.05, 5, 5), (0.05, 20, 5), (0.1, 10, 5), (0.3, 20, 15), (0.5, 40, 30)]
 TRUTH = {"beta_b": 0.5, "beta_w": 0.2}
 VARIANTS = {
-    "default": {},
+    "prior_5": {},
+    "study": {"prior_slope_sd": 2.5},
     "accept_0.8": {"target_accept": 0.8},
     "dense": {"dense_mass": True},
     "batch_2": {"batch_size": 2},
@@ -66,8 +71,8 @@ def scaled_between_slope(lam: float):
 
     make, to_scale = nuts.make_logdensity, batch._to_data_scale
 
-    def make_scaled(k):
-        f = density.make_logdensity(k)
+    def make_scaled(k, slope_sd=density.SLOPE_SD):
+        f = density.make_logdensity(k, slope_sd)
 
         def logdensity(theta, within, between, mbar, J, n):
             u = theta[6 + k]
@@ -93,7 +98,8 @@ def scaled_between_slope(lam: float):
 
 
 def run_variant(name: str, reps: int, draws: int, tune: int) -> list[dict]:
-    opts = {"target_accept": 0.95, "draws": draws, "tune": tune, **VARIANTS[name]}
+    opts = {"target_accept": 0.95, "prior_slope_sd": 5.0, "draws": draws, "tune": tune,
+            **VARIANTS[name]}
     lam = opts.pop("lam", None)
     context = scaled_between_slope(lam) if lam is not None else contextlib.nullcontext()
     rows = []
@@ -107,7 +113,8 @@ def run_variant(name: str, reps: int, draws: int, tune: int) -> list[dict]:
             res = mlob_pp.mcmc_batch(y, x, c, random_seed=list(range(reps)), **opts)
             cpu = (time.process_time() - c0) / reps
             row = {
-                "variant": name, "icc_x": icc, "J": J, "n": n, "reps": reps,
+                "variant": name, "prior_slope_sd": opts["prior_slope_sd"], "icc_x": icc,
+                "J": J, "n": n, "reps": reps,
                 "cpu_ms_per_data_set": 1000 * cpu,
                 "share_divergent": float(np.mean(res.n_divergent > 0)),
                 "mean_divergent": float(res.n_divergent.mean()),
@@ -116,6 +123,7 @@ def run_variant(name: str, reps: int, draws: int, tune: int) -> list[dict]:
                 "coverage": float(np.mean((res.ci_lower <= TRUTH["beta_b"])
                                           & (res.ci_upper >= TRUTH["beta_b"]))),
                 "median_posterior_sd": float(np.median(res.se_beta_b)),
+                "rmse": float(np.sqrt(np.mean((res.beta_b - TRUTH["beta_b"]) ** 2))),
                 "load_average": os.getloadavg()[0],
             }
             rows.append(row)
@@ -123,7 +131,8 @@ def run_variant(name: str, reps: int, draws: int, tune: int) -> list[dict]:
                   f"ms  divergent {row['share_divergent']:4.0%} (mean "
                   f"{row['mean_divergent']:5.1f})  rerun {row['share_rerun']:4.0%}  "
                   f"not conv {row['n_not_converged']}  coverage {row['coverage']:.2f}  "
-                  f"median SD {row['median_posterior_sd']:.2f}", flush=True)
+                  f"median SD {row['median_posterior_sd']:.2f}  RMSE {row['rmse']:.2f}",
+                  flush=True)
     return rows
 
 
