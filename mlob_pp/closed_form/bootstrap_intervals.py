@@ -139,11 +139,16 @@ def inversion_interval(
     lower, upper : ndarray (...)
     """
     alpha = 1.0 - conf_level
+    roots = np.asarray(roots, float)
+    probs = [alpha / 2.0, 1.0 - alpha / 2.0]
+    # +-inf stand in as +-big (NaN stays NaN) with two values of big: a quantile that gives an
+    # infinite root any weight in its linear interpolation changes with big and is infinite
+    # (a fixed threshold let e.g. 0.25 * 1e300 through as a finite bound)
     big = 1e300
-    r = np.clip(np.asarray(roots, float), -big, big)  # +-inf -> +-1e300 (NaN stays NaN)
     with np.errstate(invalid="ignore", over="ignore"):
-        q = np.nanquantile(r, [alpha / 2.0, 1.0 - alpha / 2.0], axis=-1)
-    q = np.where(q >= 1e299, np.inf, np.where(q <= -1e299, -np.inf, q))
+        q1 = np.nanquantile(np.clip(roots, -big, big), probs, axis=-1)
+        q2 = np.nanquantile(np.clip(roots, -2.0 * big, 2.0 * big), probs, axis=-1)
+    q = np.where(q2 > q1, np.inf, np.where(q2 < q1, -np.inf, q1))
     return q[0], q[1]
 
 

@@ -156,6 +156,26 @@ def test_inversion_roots_linear_and_flat():
     assert lo[0] == -np.inf and hi[0] == np.inf
 
 
+def test_inversion_interval_is_unbounded_when_an_infinite_root_enters_the_quantile():
+    """A quantile that interpolates between a finite and an infinite root is infinite.
+
+    Roots 0..98 and one +inf (100 roots): the 97.5 % quantile lies at position 96.525, between
+    the finite roots 96 and 97 (finite, 96.525); the 99.5 % quantile (conf_level 0.99) lies at
+    98.505, i.e. half-way to the infinite root: unbounded, not 0.495 * 1e300 as a fixed
+    threshold on a 1e300 stand-in gave (the study's bootstrap arm reported 2.5e298).
+    """
+    roots = np.concatenate([np.arange(99.0), [np.inf]])[None, :]
+    lo, hi = inversion_interval(roots, 0.95)
+    assert lo[0] == pytest.approx(0.0 + 0.025 * 99) and hi[0] == pytest.approx(96.525)
+    lo, hi = inversion_interval(roots, 0.99)
+    assert np.isfinite(lo[0]) and hi[0] == np.inf
+    lo, hi = inversion_interval(-roots, 0.99)
+    assert lo[0] == -np.inf and np.isfinite(hi[0])
+    # exactly on a finite root: no weight on the infinite one, so finite
+    roots = np.concatenate([np.arange(40.0), [np.inf]])[None, :]  # 97.5 % at position 39.0
+    assert inversion_interval(roots, 0.95)[1][0] == 39.0
+
+
 def test_random_state_is_deprecated_but_works(data):
     y, x, c = data
     new = parametric_bootstrap(y, x, c, n_boot=200, random_seed=4)
