@@ -22,7 +22,7 @@ FORMULA = "y ~ x + c1 + c2"
 def no_compile(monkeypatch):
     """Fail loudly if fit_mcmc gets as far as building/compiling the model."""
 
-    def boom(stats):
+    def boom(stats, *args):
         raise AssertionError("the model was built: validation came too late")
 
     monkeypatch.setattr(fit_module, "_compile", boom)
@@ -70,6 +70,47 @@ def _case(name):
 def test_degenerate_design_fails_before_compile(case, match, no_compile):
     with pytest.raises(ValueError, match=match):
         fit_mcmc(FORMULA, _case(case), "g")
+
+
+def test_bad_prior_slope_sd_fails_before_compile(no_compile):
+    with pytest.raises(ValueError, match=r"`prior_slope_sd` must be a finite number greater "
+                                         r"than 0; got -1.0"):
+        fit_mcmc(FORMULA, _data(), "g", prior_slope_sd=-1)
+
+
+def test_prior_slope_sd_reaches_the_model_and_keys_the_compiled_cache(monkeypatch):
+    """fit_mcmc passes the prior SD to the model build, and a model compiled with one prior
+    is never reused for another (that would silently sample the wrong prior)."""
+    seen = []
+
+    def record(stats, slope_sd):
+        seen.append(slope_sd)
+        raise RuntimeError("stop before compiling")
+
+    monkeypatch.setattr(fit_module, "_compile", record)
+    with pytest.raises(RuntimeError, match="stop before compiling"):
+        fit_mcmc(FORMULA, _data(), "g", prior_slope_sd=2.5)
+    assert seen == [2.5]
+    monkeypatch.undo()
+
+    nutpie = pytest.importorskip("nutpie")
+    compiled = []
+
+    class Fake:
+        def with_data(self, **kwargs):
+            return self
+
+    def fake_compile(model):
+        compiled.append(model)
+        return Fake()
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", fake_compile)
+    monkeypatch.setattr(fit_module, "_COMPILED", {})
+    settings = {"group_covariates": None, "missing": "raise", "covariates": "shared"}
+    _, stats, _ = fit_module._prepare_data(FORMULA, _data(), "g", settings)
+    for sd in (5.0, 2.5, 5.0, 2.5):
+        fit_module._compiled_model(stats, f"model with slope SD {sd}", sd)
+    assert compiled == ["model with slope SD 5.0", "model with slope SD 2.5"]
 
 
 def test_scaled_data_is_not_degenerate(no_compile):
