@@ -89,8 +89,12 @@ import numpy as np
 from mlob_pp.seeds import as_generator
 from mlob_pp.simulate import simulate_arrays, simulate_frame
 
+#: Default prior SD of the slopes, ``Normal(0, SLOPE_SD)`` on the standardised scale.
+SLOPE_SD: float = 5.0
+
 __all__ = [
     "COVARIATE_FORMS",
+    "SLOPE_SD",
     "SufficientStatistics",
     "sufficient_statistics",
     "build_model",
@@ -299,7 +303,7 @@ def import_pymc() -> Any:
     return pymc
 
 
-def build_model(stats: SufficientStatistics, *, slope_sd: float = 5.0) -> Any:
+def build_model(stats: SufficientStatistics, *, slope_sd: float = SLOPE_SD) -> Any:
     """Build the PyMC model (standardised scale, group effects integrated out).
 
     Parameters

@@ -364,8 +364,8 @@ def run_study(
     mcmc_kwargs : mapping, optional
         ``draws``, ``tune``, ``chains``, ``target_accept``, ``prior_slope_sd`` of
         :func:`mlob_pp.mcmc_batch` (defaults 500, 500, 4, 0.95, 2.5), and ``rhat_max`` and
-        ``ess_min`` of the convergence count (1.01, 400). Every replication's chains have their own seed, so MCMC results,
-        like the others, do not change with ``chunk_size``.
+        ``ess_min`` of the convergence count (1.01, 400). Every replication's chains have
+        their own seed, so MCMC results, like the others, do not change with ``chunk_size``.
     n_workers : int, optional
         Workers of the local cluster.
     keep_replications : bool, default False

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from mlob_pp.models.latent_covariate import SLOPE_SD
 from mlob_pp.optional import require
 
 __all__ = [
@@ -52,8 +53,6 @@ __all__ = [
     "logdensity_numpy",
 ]
 
-#: Default prior SD of the slopes (standardised scale), as in the PyMC model.
-SLOPE_SD: float = 5.0
 
 
 def priors(slope_sd: float = SLOPE_SD) -> dict[str, str]:

@@ -73,7 +73,7 @@ def clear_compiled_models() -> None:
     _COMPILED.clear()
 
 
-def _compiled_model(stats: Any, model: Any, slope_sd: float = 5.0) -> tuple[Any, float]:
+def _compiled_model(stats: Any, model: Any, slope_sd: float = lc.SLOPE_SD) -> tuple[Any, float]:
     """Return the nutpie model compiled once per structure of `stats` and slope prior.
 
     The returned model holds the data of `stats`.
@@ -101,7 +101,7 @@ def fit_mcmc(
     cores: int | None = None,
     conf_level: float = 0.95,
     random_seed: Any = None,
-    prior_slope_sd: float = 5.0,
+    prior_slope_sd: float = lc.SLOPE_SD,
     missing: str = "raise",
     log_likelihood: bool = True,
     progress: bool = False,
@@ -278,8 +278,8 @@ def _prepare_data(formula: Any, data: Any, group: Any, settings: dict[str, Any])
     return mf, stats, w_j
 
 
-def _compile(stats: Any, slope_sd: float = 5.0) -> tuple[Any, Any, float]:
-    """Build the PyMC model and get its compiled nutpie version (cached per structure)."""
+def _compile(stats: Any, slope_sd: float = lc.SLOPE_SD) -> tuple[Any, Any, float]:
+    """Build the PyMC model and get its compiled nutpie version (cached per structure, prior)."""
     require_all(("pymc", "pytensor", "nutpie"), "mcmc", "fit_mcmc")
     model = lc.build_model(stats, slope_sd=slope_sd)
     with warnings.catch_warnings():
